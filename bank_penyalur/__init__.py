@@ -1,0 +1,1 @@
+"""Bank penyalur: one instance per Himbara bank holding KPM accounts, KKS cards and the ledger."""

@@ -1,0 +1,165 @@
+"""Authorisation decisions as pure functions: state in, decision out.
+
+The handler (`bank_penyalur.service`) reads the state inside a locked transaction, asks these
+functions what to do, and persists the changes they return. Declines are response codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from shared import rc
+from shared.money import is_valid_amount
+
+from bank_penyalur.ledger import NewTransfer
+from bank_penyalur.tables import (
+    ACTIVATED,
+    ADVICE,
+    LOST,
+    PIN_CLEAR,
+    PIN_FAIL,
+    PURCHASE,
+)
+
+PURCHASE_TYPE = "00"
+INQUIRY_TYPE = "31"
+
+
+@dataclass(frozen=True, slots=True)
+class CardState:
+    """What the bank knows about a card at the moment of a request (read under lock)."""
+
+    card_id: int
+    kpm_id: int
+    status: str
+    emoney_account_id: int | None
+    pvv: str | None
+    pin_fails: int
+    balance_idr: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    rc: str
+    transfer: NewTransfer | None = None
+    pin_event: str | None = None
+    balance_idr: int | None = None
+    exception: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    pin_tries_max: int = 3
+    offline_limit_idr: int = 150_000
+    advice_max_age_days: int = 90
+
+
+def card_rc(card: CardState | None) -> str | None:
+    """Response code refusing the card, or None when the card may be used."""
+    if card is None:
+        return rc.INVALID_CARD
+    if card.status == LOST:
+        return rc.LOST_CARD
+    if card.status != ACTIVATED:
+        return rc.RESTRICTED_CARD  # blocked, damaged, replaced, or not yet activated
+    return None
+
+
+def pin_check(card: CardState, pin_ok: bool, policy: Policy) -> tuple[str | None, str | None]:
+    """(refusing response code or None, PIN event to record or None)."""
+    if card.pin_fails >= policy.pin_tries_max:
+        return rc.PIN_TRIES_EXCEEDED, None
+    if not pin_ok:
+        exhausted = card.pin_fails + 1 >= policy.pin_tries_max
+        return (rc.PIN_TRIES_EXCEEDED if exhausted else rc.WRONG_PIN), PIN_FAIL
+    return None, (PIN_CLEAR if card.pin_fails else None)
+
+
+def decide_inquiry(
+    processing_code: str,
+    merchant_account_id: int | None,
+    card: CardState | None,
+    pin_ok: bool,
+    policy: Policy,
+) -> Decision:
+    if processing_code[:2] != INQUIRY_TYPE:
+        return Decision(rc.INVALID_TRANSACTION)
+    if merchant_account_id is None:
+        return Decision(rc.NOT_PERMITTED_TERMINAL)
+    refused = card_rc(card)
+    if refused:
+        return Decision(refused)
+    assert card is not None
+    refused, pin_event = pin_check(card, pin_ok, policy)
+    if refused:
+        return Decision(refused, pin_event=pin_event)
+    if card.emoney_account_id is None:
+        return Decision(rc.NO_EMONEY_ACCOUNT, pin_event=pin_event)
+    return Decision(rc.APPROVED, pin_event=pin_event, balance_idr=card.balance_idr)
+
+
+def decide_purchase(
+    processing_code: str,
+    amount_idr: int,
+    merchant_account_id: int | None,
+    card: CardState | None,
+    pin_ok: bool,
+    policy: Policy,
+) -> Decision:
+    if processing_code[:2] != PURCHASE_TYPE:
+        return Decision(rc.NOT_PERMITTED)  # cash withdrawal or any other debit: benefit is food only
+    if not is_valid_amount(amount_idr):
+        return Decision(rc.INVALID_AMOUNT)
+    if merchant_account_id is None:
+        return Decision(rc.NOT_PERMITTED_TERMINAL)
+    refused = card_rc(card)
+    if refused:
+        return Decision(refused)
+    assert card is not None
+    refused, pin_event = pin_check(card, pin_ok, policy)
+    if refused:
+        return Decision(refused, pin_event=pin_event)
+    if card.emoney_account_id is None:
+        return Decision(rc.NO_EMONEY_ACCOUNT, pin_event=pin_event)
+    if card.balance_idr < amount_idr:
+        return Decision(rc.INSUFFICIENT_FUNDS, pin_event=pin_event, balance_idr=card.balance_idr)
+    debit = NewTransfer(card.emoney_account_id, merchant_account_id, amount_idr, PURCHASE)
+    return Decision(
+        rc.APPROVED, transfer=debit, pin_event=pin_event, balance_idr=card.balance_idr - amount_idr
+    )
+
+
+def decide_advice(
+    processing_code: str,
+    amount_idr: int,
+    transaction_at: datetime,
+    now: datetime,
+    merchant_account_id: int | None,
+    card: CardState | None,
+    policy: Policy,
+) -> Decision:
+    """An offline purchase uploaded later: no PIN; may overdraw within the offline limit."""
+    if processing_code[:2] != PURCHASE_TYPE:
+        return Decision(rc.NOT_PERMITTED)
+    if not is_valid_amount(amount_idr):
+        return Decision(rc.INVALID_AMOUNT)
+    if merchant_account_id is None:
+        return Decision(rc.NOT_PERMITTED_TERMINAL)
+    if transaction_at > now + timedelta(days=1):
+        return Decision(rc.INVALID_TRANSACTION)  # dated in the future
+    if now - transaction_at > timedelta(days=policy.advice_max_age_days):
+        return Decision(rc.EXPIRED)
+    refused = card_rc(card)
+    if refused:
+        return Decision(refused)
+    assert card is not None
+    if card.emoney_account_id is None:
+        return Decision(rc.NO_EMONEY_ACCOUNT)
+    overdraws = card.balance_idr < amount_idr
+    if overdraws and amount_idr > policy.offline_limit_idr:
+        return Decision(rc.INSUFFICIENT_FUNDS, balance_idr=card.balance_idr)
+    debit = NewTransfer(card.emoney_account_id, merchant_account_id, amount_idr, ADVICE)
+    return Decision(
+        rc.APPROVED, transfer=debit, balance_idr=card.balance_idr - amount_idr, exception=overdraws
+    )

@@ -1,0 +1,44 @@
+"""The four Himbara banks acting as bank penyalur, with their card prefixes and default ports.
+
+KKS cards are GPN debit cards: the PAN starts with the national 9360 prefix followed by the
+bank's four-digit code, then a serial and a Luhn check digit (16 digits in all).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Bank:
+    code: str
+    name: str
+    iin: str
+    port: int
+    merchant_prefix: str
+
+    def owns_pan(self, pan: str) -> bool:
+        return pan.startswith(self.iin)
+
+
+BANKS: dict[str, Bank] = {
+    b.code: b
+    for b in (
+        Bank("bni", "Bank Negara Indonesia", "93600009", 8101, "EWBNI"),
+        Bank("bri", "Bank Rakyat Indonesia", "93600002", 8102, "EWBRI"),
+        Bank("mandiri", "Bank Mandiri", "93600008", 8103, "EWMDR"),
+        Bank("btn", "Bank Tabungan Negara", "93600200", 8104, "EWBTN"),
+    )
+}
+BANK_CODES: tuple[str, ...] = tuple(BANKS)
+
+
+def get_bank(code: str) -> Bank:
+    try:
+        return BANKS[code.lower()]
+    except KeyError:
+        raise ValueError(f"unknown bank {code!r}: expecting one of {', '.join(BANK_CODES)}") from None
+
+
+def bank_for_pan(pan: str) -> Bank | None:
+    return next((b for b in BANKS.values() if b.owns_pan(pan)), None)

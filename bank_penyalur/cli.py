@@ -1,0 +1,168 @@
+"""`sembako bank ...`, `sembako disburse` and `sembako demo-cards`."""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from bank_penyalur.banks import BANK_CODES, BANKS, get_bank
+from bank_penyalur.demo import fixture, generator
+from bank_penyalur.disburse import disburse
+from bank_penyalur.runtime import BankRuntime
+from bank_penyalur.settings import BankSettings
+
+bank_app = typer.Typer(help="Bank penyalur instances: serve, seed demo data, check the ledger.", no_args_is_help=True)
+console = Console(stderr=True)
+
+BankOpt = Annotated[str, typer.Option("--bank", help=f"One of: {', '.join(BANK_CODES)}")]
+DataDirOpt = Annotated[Path, typer.Option("--data-dir", envvar="SEMBAKO_DATA_DIR", help="Where SQLite files live")]
+DbUrlOpt = Annotated[
+    str | None,
+    typer.Option("--database-url", envvar="DATABASE_URL", help="postgresql+psycopg://... (default: SQLite in the data dir)"),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object")]
+
+
+def settings_for(bank: str, data_dir: Path, database_url: str | None, **extra) -> BankSettings:  # noqa: ANN003
+    try:
+        get_bank(bank)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--bank") from None
+    return BankSettings(bank=bank, data_dir=data_dir, database_url=database_url, **extra)
+
+
+@contextmanager
+def progress_bar(label: str, enabled: bool):  # noqa: ANN201
+    if not enabled:
+        yield None
+        return
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+@bank_app.command("serve")
+def serve(
+    bank: BankOpt = "bni",
+    port: Annotated[int | None, typer.Option(help="Default: 8101-8104 by bank")] = None,
+    host: str = "127.0.0.1",
+    data_dir: DataDirOpt = Path("data"),
+    database_url: DbUrlOpt = None,
+    seed_kpm: Annotated[int | None, typer.Option("--seed-kpm", help="Create demo data up to N KPM before serving")] = None,
+) -> None:
+    """Serve one bank's HTTP API (authorisation, cards, KPM, reports, ops)."""
+    import uvicorn
+
+    from bank_penyalur.api.app import create_app
+
+    settings = settings_for(bank, data_dir, database_url, host=host, port=port)
+    runtime = BankRuntime.start(settings)
+    if seed_kpm is not None:
+        generator.seed(runtime.db, runtime.bank, runtime.hsm, runtime.clock, kpm=seed_kpm)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        # No access log: URLs of card endpoints carry PANs.
+        uvicorn.run(create_app(runtime), host=settings.host, port=settings.listen_port, access_log=False, log_level="warning")
+    finally:
+        runtime.close()
+
+
+@bank_app.command("seed")
+def seed(
+    bank: Annotated[list[str] | None, typer.Option("--bank", help="Repeat for several; default all four")] = None,
+    kpm: Annotated[int, typer.Option(help="Generated KPM per bank (up to 1,000,000)")] = 1_000,
+    data_dir: DataDirOpt = Path("data"),
+    database_url: DbUrlOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create deterministic demo data: e-Warongs, named demo cards and generated KPM."""
+    reports = []
+    for code in bank or list(BANK_CODES):
+        runtime = BankRuntime.start(settings_for(code, data_dir, database_url))
+        try:
+            with progress_bar(f"{code}: KPM", enabled=not as_json) as progress:
+                report = generator.seed(runtime.db, runtime.bank, runtime.hsm, runtime.clock, kpm=kpm, progress=progress)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        finally:
+            runtime.close()
+        reports.append(report.__dict__ if hasattr(report, "__dict__") else _asdict(report))
+    _print(reports, as_json)
+
+
+def _asdict(obj) -> dict:  # noqa: ANN001
+    return {name: getattr(obj, name) for name in obj.__slots__}
+
+
+def _print(payload, as_json: bool) -> None:  # noqa: ANN001
+    if as_json:
+        typer.echo(json.dumps(payload, default=str))
+    else:
+        console.print_json(json.dumps(payload, default=str))
+
+
+@bank_app.command("ledger-check")
+def ledger_check(bank: BankOpt = "bni", data_dir: DataDirOpt = Path("data"), database_url: DbUrlOpt = None) -> None:
+    """Read the whole ledger back; exit 1 if it does not balance."""
+    from bank_penyalur.ledger import check_ledger
+
+    runtime = BankRuntime.start(settings_for(bank, data_dir, database_url))
+    try:
+        with runtime.db.read() as conn:
+            result = check_ledger(conn)
+    finally:
+        runtime.close()
+    typer.echo(json.dumps({"bank": bank, "ok": result.ok, "balance_sum_idr": result.balance_sum_idr, "transfers": result.transfers}))
+    raise typer.Exit(0 if result.ok else 1)
+
+
+def disburse_command(
+    period: Annotated[str, typer.Option(help="YYYY-MM")],
+    amount: Annotated[int, typer.Option(help="Rupiah per KPM")] = 150_000,
+    bank: Annotated[str | None, typer.Option("--bank", help="One bank; default all four")] = None,
+    data_dir: DataDirOpt = Path("data"),
+    database_url: DbUrlOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Credit the monthly benefit to every KPM e-money sub-account, once per period."""
+    if amount <= 0:
+        raise typer.BadParameter("must be a positive number of rupiah", param_hint="--amount")
+    reports = []
+    for code in [bank] if bank else list(BANK_CODES):
+        runtime = BankRuntime.start(settings_for(code, data_dir, database_url))
+        try:
+            with progress_bar(f"{code}: disbursing", enabled=not as_json) as progress:
+                report = disburse(runtime.db, runtime.clock, period, amount, progress=progress)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        finally:
+            runtime.close()
+        reports.append({"bank": code, **report.as_dict()})
+    _print(reports if len(reports) > 1 else reports[0], as_json)
+
+
+def demo_cards_command(
+    bank: Annotated[str | None, typer.Option("--bank", help="One bank; default all four")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the named demo cards and their demo PINs (a fixture, not read from the banks)."""
+    banks = [get_bank(bank)] if bank else list(BANKS.values())
+    cards = [card for b in banks for card in fixture.demo_cards(b)]
+    if as_json:
+        typer.echo(json.dumps([c.as_dict() for c in cards]))
+        return
+    table = Table(title="Kartu demo KKS")
+    for column in ("Bank", "Label", "PAN", "PIN", "Nama", "Situasi", "RC"):
+        table.add_column(column)
+    for c in cards:
+        table.add_row(c.bank.upper(), c.label, c.pan, c.pin, c.name, c.situation, c.expect_rc)
+    Console().print(table)

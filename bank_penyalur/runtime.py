@@ -1,0 +1,52 @@
+"""Everything one bank instance runs on, built once from its settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bank_penyalur import migrate
+from bank_penyalur.authorise import Policy
+from bank_penyalur.banks import Bank, get_bank
+from bank_penyalur.clock import Clock, SystemClock
+from bank_penyalur.db import Database, sqlite_url
+from bank_penyalur.hsm import Hsm
+from bank_penyalur.registry import ensure_program_account
+from bank_penyalur.service import Authoriser
+from bank_penyalur.settings import BankSettings
+
+
+def database_for(settings: BankSettings) -> Database:
+    """The bank's own database: its SQLite file, or schema bank_<code> on PostgreSQL."""
+    code = settings.bank_code
+    url = settings.database_url or sqlite_url(settings.data_dir, code)
+    schema = settings.db_schema or f"bank_{code}"
+    return Database(url, schema=schema, pool_size=settings.db_pool_size)
+
+
+@dataclass
+class BankRuntime:
+    settings: BankSettings
+    bank: Bank
+    db: Database
+    hsm: Hsm
+    clock: Clock
+    authoriser: Authoriser
+
+    @classmethod
+    def start(cls, settings: BankSettings, clock: Clock | None = None) -> BankRuntime:
+        """Open the database, bring the schema to head and make sure the program account exists."""
+        clock = clock or SystemClock()
+        db = database_for(settings)
+        migrate.upgrade(db)
+        with db.begin() as conn:
+            ensure_program_account(conn, clock.now())
+        hsm = Hsm(settings.zpk, settings.pvk)
+        policy = Policy(
+            pin_tries_max=settings.pin_tries_max,
+            offline_limit_idr=settings.offline_limit_idr,
+            advice_max_age_days=settings.advice_max_age_days,
+        )
+        return cls(settings, get_bank(settings.bank), db, hsm, clock, Authoriser(db, hsm, clock, policy))
+
+    def close(self) -> None:
+        self.db.dispose()

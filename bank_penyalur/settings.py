@@ -1,0 +1,56 @@
+"""Settings of one bank instance, from arguments or SEMBAKO_* environment variables."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bank_penyalur.banks import get_bank
+
+
+def demo_key_hex(bank_code: str, purpose: str) -> str:
+    """A fixed, public demo key for `purpose`; real deployments set the key explicitly."""
+    return hashlib.sha256(f"sembako-demo/{bank_code}/{purpose}".encode()).hexdigest()[:32].upper()
+
+
+class BankSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SEMBAKO_BANK_", extra="ignore")
+
+    bank: str = "bni"
+    host: str = "127.0.0.1"
+    port: int | None = None
+    data_dir: Path = Field(
+        default=Path("data"), validation_alias=AliasChoices("SEMBAKO_DATA_DIR", "data_dir")
+    )
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "database_url")
+    )
+    # Zone PIN key shared with the switch (double-length TDES, hex) and the PIN verification key.
+    zpk_hex: str | None = None
+    pvk_hex: str | None = None
+    benefit_idr: int = 150_000
+    offline_limit_idr: int = 150_000
+    advice_max_age_days: int = 90
+    pin_tries_max: int = 3
+    db_pool_size: int = 20
+    # PostgreSQL schema holding this bank's tables; default bank_<code>.
+    db_schema: str | None = None
+
+    @property
+    def bank_code(self) -> str:
+        return get_bank(self.bank).code
+
+    @property
+    def listen_port(self) -> int:
+        return self.port or get_bank(self.bank).port
+
+    @property
+    def zpk(self) -> str:
+        return self.zpk_hex or demo_key_hex(self.bank_code, "zpk")
+
+    @property
+    def pvk(self) -> str:
+        return self.pvk_hex or demo_key_hex(self.bank_code, "pvk")

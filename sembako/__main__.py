@@ -1,0 +1,3 @@
+from sembako.cli import main
+
+main()
