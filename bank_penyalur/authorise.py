@@ -20,6 +20,7 @@ from bank_penyalur.tables import (
     PIN_CLEAR,
     PIN_FAIL,
     PURCHASE,
+    REPLACED,
 )
 
 PURCHASE_TYPE = "00"
@@ -37,6 +38,7 @@ class CardState:
     pvv: str | None
     pin_fails: int
     balance_idr: int
+    was_lost: bool = False  # a replaced card that had been reported lost is still refused as lost
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +61,7 @@ def card_rc(card: CardState | None) -> str | None:
     """Response code refusing the card, or None when the card may be used."""
     if card is None:
         return rc.INVALID_CARD
-    if card.status == LOST:
+    if card.status == LOST or (card.status == REPLACED and card.was_lost):
         return rc.LOST_CARD
     if card.status != ACTIVATED:
         return rc.RESTRICTED_CARD  # blocked, damaged, replaced, or not yet activated

@@ -155,7 +155,10 @@ def demo_cards_command(
     as_json: JsonOpt = False,
 ) -> None:
     """List the named demo cards and their demo PINs (a fixture, not read from the banks)."""
-    banks = [get_bank(bank)] if bank else list(BANKS.values())
+    try:
+        banks = [get_bank(bank)] if bank else list(BANKS.values())
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--bank") from None
     cards = [card for b in banks for card in fixture.demo_cards(b)]
     if as_json:
         typer.echo(json.dumps([c.as_dict() for c in cards]))

@@ -6,8 +6,9 @@ on the KPM row), on SQLite by taking the write lock at BEGIN (`BEGIN IMMEDIATE`)
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
@@ -37,6 +38,7 @@ class Database:
         self.url = normalise_url(url)
         self.dialect = make_url(self.url).get_backend_name()
         self.schema = schema if self.dialect == "postgresql" else None
+        self._writer = threading.Lock() if self.dialect == "sqlite" else nullcontext()
         if self.dialect == "sqlite":
             self._prepare_sqlite_file()
             self.engine = self._sqlite_engine(immediate=True, pool_size=pool_size)
@@ -54,8 +56,12 @@ class Database:
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        """A write transaction, committed on success and rolled back on any error."""
-        with self.engine.begin() as conn:
+        """A write transaction, committed on success and rolled back on any error.
+
+        SQLite has one writer at a time; threads of this process queue on a lock instead of
+        polling the file lock (BEGIN IMMEDIATE still guards against other processes).
+        """
+        with self._writer, self.engine.begin() as conn:
             yield conn
 
     @contextmanager
@@ -111,7 +117,7 @@ class Database:
             pool_size=pool_size,
             max_overflow=0,
             pool_timeout=30,
-            pool_pre_ping=True,
+            pool_recycle=3600,
             connect_args={"options": self._pg_options(), "connect_timeout": 10},
         )
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from sqlalchemy import Connection, and_, exists, func, insert, literal, select
+from sqlalchemy.exc import IntegrityError
 
 from bank_penyalur.clock import Clock, period_bounds
 from bank_penyalur.db import Database
@@ -28,6 +29,7 @@ from bank_penyalur.tables import (
 )
 
 CHUNK_ACCOUNTS = 100_000
+CHUNK_ATTEMPTS = 3
 FAILED_SAMPLE_MAX = 20
 
 
@@ -64,8 +66,7 @@ def disburse(
     credited = 0
     for chunk_low in range(low, high + 1, CHUNK_ACCOUNTS):
         chunk_high = min(chunk_low + CHUNK_ACCOUNTS - 1, high)
-        with db.begin() as conn:
-            credited += _credit_chunk(conn, program_id, period, amount_idr, chunk_low, chunk_high, clock)
+        credited += _credit_chunk_retrying(db, program_id, period, amount_idr, chunk_low, chunk_high, clock)
         if progress:
             progress(chunk_high - low + 1, high - low + 1)
     with db.begin() as conn:
@@ -86,6 +87,21 @@ def _already(period: str):  # noqa: ANN202
         Transfer.kind == DISBURSEMENT,
         Transfer.period == period,
     )
+
+
+def _credit_chunk_retrying(
+    db: Database, program_id: int, period: str, amount_idr: int, low: int, high: int, clock: Clock
+) -> int:
+    """A concurrent run may credit the same accounts first: the unique index refuses the
+    duplicate, and running the chunk again credits only who is still missing."""
+    for attempt in range(CHUNK_ATTEMPTS):
+        try:
+            with db.begin() as conn:
+                return _credit_chunk(conn, program_id, period, amount_idr, low, high, clock)
+        except IntegrityError:
+            if attempt == CHUNK_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _credit_chunk(
@@ -111,7 +127,7 @@ def _credit_chunk(
     statement = insert(Transfer).from_select(
         ["debit_account_id", "credit_account_id", "amount_idr", "kind", "period", "created_at"], source
     )
-    return conn.execute(statement).rowcount
+    return conn.execute(statement.execution_options(preserve_rowcount=True)).rowcount
 
 
 def _report(

@@ -55,7 +55,7 @@ class KpmCreate(Region):
     kk_number: str = Field(max_length=32)
     name: str = Field(min_length=1, max_length=100)
     pkh: bool = False
-    first_period: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
+    first_period: str = Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 
 
 class MerchantCreate(Region):

@@ -12,12 +12,17 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 TerminalId = Annotated[str, StringConstraints(pattern=r"^[ -~]{1,8}$")]
-Stan = Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
+Stan = Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
 Rrn = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z]{12}$")]
 MerchantId = Annotated[str, StringConstraints(pattern=r"^[ -~]{1,15}$")]
-Pan = Annotated[str, StringConstraints(max_length=19)]
+# Printable ASCII only; whether it is a card of this bank is answered with RC 14.
+Pan = Annotated[str, StringConstraints(pattern=r"^[ -~]{0,19}$")]
 PinBlockHex = Annotated[str, StringConstraints(pattern=r"^[0-9A-Fa-f]{16}$")]
-ProcessingCode = Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
+ProcessingCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
+
+# Amounts are checked by the bank (RC 13), but must fit the ledger's 64-bit columns to be stored.
+AMOUNT_FIELD_BOUND = 10**15
+Amount = Annotated[StrictInt, Field(ge=-AMOUNT_FIELD_BOUND, le=AMOUNT_FIELD_BOUND)]
 
 Operation = Literal["inquiry", "purchase", "reversal", "advice"]
 
@@ -40,21 +45,21 @@ class InquiryCreate(_Request):
 
 class PurchaseCreate(_Request):
     pin_block: PinBlockHex
-    amount_idr: StrictInt
+    amount_idr: Amount
     processing_code: ProcessingCode = "000000"
 
 
 class AdviceCreate(_Request):
     """A purchase approved offline by the EDC (card + ID, no PIN), uploaded later."""
 
-    amount_idr: StrictInt
+    amount_idr: Amount
     processing_code: ProcessingCode = "000000"
     transaction_at: datetime = Field(description="Local time of the offline purchase")
     offline_approval_code: Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z]{6}$")] | None = None
 
 
 class ReversalCreate(_Request):
-    amount_idr: StrictInt
+    amount_idr: Amount
     original_stan: Stan
     original_transmission_date: date
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from shared import rc
@@ -39,9 +39,10 @@ from bank_penyalur.schemas import (
     ReversalCreate,
     _Request,
 )
-from bank_penyalur.tables import ADVICE, PURCHASE, REVERSAL, AuthRequest
+from bank_penyalur.tables import ADVICE, PURCHASE, REVERSAL
 
 ACTOR = "authorisation"
+MERCHANT_CACHE_MAX = 100_000
 # Stored under an original's key when its reversal arrived first: the late original gets 94.
 REVERSED_BEFORE_ARRIVAL = "reversed-before-arrival"
 
@@ -71,6 +72,9 @@ class Authoriser:
         self.hsm = hsm
         self.clock = clock
         self.policy = policy
+        # e-Warong id -> ledger account id. Registrations are append-only and account ids never
+        # change, so a hit stays true; misses are not cached (a shop may register later).
+        self._merchant_accounts: dict[str, int] = {}
 
     # -- the four operations -------------------------------------------------------------
 
@@ -110,7 +114,7 @@ class Authoriser:
                     raise
         raise AssertionError("unreachable")
 
-    def _replay(self, stored: AuthRequest, digest: str, req: _Request) -> AuthorisationPublic:
+    def _replay(self, stored: Row, digest: str, req: _Request) -> AuthorisationPublic:
         if stored.payload_hash != digest:
             return _public(rc.DUPLICATE, req, amount_idr=getattr(req, "amount_idr", None))
         return self._answer(
@@ -166,6 +170,14 @@ class Authoriser:
             store.lock_kpm_of_card(conn, card_ref)
         return store.card_state(conn, card_ref)
 
+    def _merchant(self, conn: Connection, merchant_id: str) -> int | None:
+        account_id = self._merchant_accounts.get(merchant_id)
+        if account_id is None:
+            account_id = store.merchant_account(conn, merchant_id)
+            if account_id is not None and len(self._merchant_accounts) < MERCHANT_CACHE_MAX:
+                self._merchant_accounts[merchant_id] = account_id
+        return account_id
+
     def _pin_ok(self, pan: str, pin_block: str, pvv: str | None) -> bool:
         return pvv is not None and self.hsm.verify(pan, pin_block, pvv)
 
@@ -179,14 +191,14 @@ class Authoriser:
         return Outcome(decision, card_id=card_id, transfer_id=transfer_id)
 
     def _inquiry(self, conn: Connection, req: InquiryCreate) -> Outcome:
-        merchant = store.merchant_account(conn, req.merchant_id)
+        merchant = self._merchant(conn, req.merchant_id)
         card = self._locked_state(conn, req.pan)
         pin_ok = card is not None and self._pin_ok(req.pan, req.pin_block, card.pvv)
         decision = decide_inquiry(req.processing_code, merchant, card, pin_ok, self.policy)
         return self._apply(conn, decision, card.card_id if card else None)
 
     def _purchase(self, conn: Connection, req: PurchaseCreate) -> Outcome:
-        merchant = store.merchant_account(conn, req.merchant_id)
+        merchant = self._merchant(conn, req.merchant_id)
         card = self._locked_state(conn, req.pan)
         pin_ok = card is not None and self._pin_ok(req.pan, req.pin_block, card.pvv)
         decision = decide_purchase(
@@ -195,7 +207,7 @@ class Authoriser:
         return self._apply(conn, decision, card.card_id if card else None)
 
     def _advice(self, conn: Connection, req: AdviceCreate) -> Outcome:
-        merchant = store.merchant_account(conn, req.merchant_id)
+        merchant = self._merchant(conn, req.merchant_id)
         card = self._locked_state(conn, req.pan)
         decision = decide_advice(
             req.processing_code,
@@ -221,11 +233,11 @@ class Authoriser:
         return self._reverse(conn, original)
 
     @staticmethod
-    def _original(conn: Connection, req: ReversalCreate) -> AuthRequest | None:
+    def _original(conn: Connection, req: ReversalCreate) -> Row | None:
         key = (req.terminal_id, req.original_stan, req.original_transmission_date)
         return store.find_request(conn, PURCHASE, *key) or store.find_request(conn, ADVICE, *key)
 
-    def _reversal_refusal(self, conn: Connection, req: ReversalCreate, original: AuthRequest) -> str | None:
+    def _reversal_refusal(self, conn: Connection, req: ReversalCreate, original: Row) -> str | None:
         if original.op not in (PURCHASE, ADVICE):
             return rc.INVALID_TRANSACTION
         if original.card_id is not None and store.card_id_by_pan(conn, req.pan) != original.card_id:
@@ -234,7 +246,7 @@ class Authoriser:
             return rc.INVALID_AMOUNT
         return None
 
-    def _reverse(self, conn: Connection, original: AuthRequest) -> Outcome:
+    def _reverse(self, conn: Connection, original: Row) -> Outcome:
         if self.db.locks_rows:
             store.lock_kpm_of_card(conn, original.card_id)
         debit = store.transfer_by_id(conn, original.transfer_id)

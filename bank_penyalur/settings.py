@@ -36,6 +36,7 @@ class BankSettings(BaseSettings):
     advice_max_age_days: int = 90
     pin_tries_max: int = 3
     db_pool_size: int = 20
+    worker_threads: int = 8  # request handlers running database work at once
     # PostgreSQL schema holding this bank's tables; default bank_<code>.
     db_schema: str | None = None
 

@@ -1,16 +1,21 @@
-"""Reads and appends for the authorisation path, in SQLAlchemy Core (one round trip each)."""
+"""Reads and appends for the authorisation path, in SQLAlchemy Core.
+
+This is the hot path: every statement is built once at import with bind parameters, so
+SQLAlchemy compiles and caches it once, and rows come back as plain Row tuples.
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, Row, bindparam, func, insert, select
 from sqlalchemy.orm import aliased
 
 from bank_penyalur.authorise import CardState
 from bank_penyalur.ledger import NewTransfer, balance_expr
 from bank_penyalur.tables import (
     EMONEY,
+    LOST,
     PIN_CLEAR,
     PIN_FAIL,
     PIN_RESET,
@@ -24,27 +29,29 @@ from bank_penyalur.tables import (
     Transfer,
 )
 
-
-def find_request(
-    conn: Connection, op: str, terminal_id: str, stan: str, day: date
-) -> AuthRequest | None:
-    row = conn.execute(
-        select(AuthRequest.__table__).where(
-            AuthRequest.terminal_id == terminal_id,
-            AuthRequest.stan == stan,
-            AuthRequest.transmission_date == day,
-            AuthRequest.op == op,
-        )
-    ).one_or_none()
-    return AuthRequest(**row._mapping) if row else None
+_requests = AuthRequest.__table__
+_FIND_REQUEST = select(_requests).where(
+    _requests.c.terminal_id == bindparam("terminal_id"),
+    _requests.c.stan == bindparam("stan"),
+    _requests.c.transmission_date == bindparam("day"),
+    _requests.c.op == bindparam("op"),
+)
 
 
-def lock_kpm_of_card(conn: Connection, card_ref) -> None:  # noqa: ANN001 - PAN text or card id
+def find_request(conn: Connection, op: str, terminal_id: str, stan: str, day: date) -> Row | None:
+    """The stored request under this key, as a row with the columns of `auth_requests`."""
+    params = {"terminal_id": terminal_id, "stan": stan, "day": day, "op": op}
+    return conn.execute(_FIND_REQUEST, params).one_or_none()
+
+
+_LOCK_BY_PAN = select(Kpm.id).join(Card, Card.kpm_id == Kpm.id).where(Card.pan == bindparam("ref")).with_for_update(of=Kpm)
+_LOCK_BY_CARD = select(Kpm.id).join(Card, Card.kpm_id == Kpm.id).where(Card.id == bindparam("ref")).with_for_update(of=Kpm)
+
+
+def lock_kpm_of_card(conn: Connection, card_ref: str | int) -> None:
     """Take the row lock that serialises all money and PIN tries of one KPM (PostgreSQL)."""
-    where = Card.pan == card_ref if isinstance(card_ref, str) else Card.id == card_ref
-    conn.execute(
-        select(Kpm.id).join(Card, Card.kpm_id == Kpm.id).where(where).with_for_update(of=Kpm)
-    ).all()
+    statement = _LOCK_BY_PAN if isinstance(card_ref, str) else _LOCK_BY_CARD
+    conn.execute(statement, {"ref": card_ref}).all()
 
 
 def _card_state_query():  # noqa: ANN202
@@ -76,6 +83,12 @@ def _card_state_query():  # noqa: ANN202
         .where(fail.card_id == Card.id, fail.kind == PIN_FAIL, fail.id > last_restart)
         .scalar_subquery()
     )
+    lost_event = aliased(CardEvent)
+    was_lost = (
+        select(lost_event.id)
+        .where(lost_event.card_id == Card.id, lost_event.status == LOST)
+        .exists()
+    )
     emoney = aliased(Account)
     return select(
         Card.id,
@@ -85,15 +98,18 @@ def _card_state_query():  # noqa: ANN202
         pvv.label("pvv"),
         fails.label("fails"),
         balance_expr(emoney.id).label("balance"),
+        was_lost.label("was_lost"),
     ).outerjoin(emoney, (emoney.kpm_id == Card.kpm_id) & (emoney.kind == EMONEY))
 
 
-_CARD_STATE = _card_state_query()
+_CARD_STATE_BY_PAN = _card_state_query().where(Card.pan == bindparam("ref"))
+_CARD_STATE_BY_ID = _card_state_query().where(Card.id == bindparam("ref"))
 
 
-def card_state(conn: Connection, card_ref) -> CardState | None:  # noqa: ANN001
-    where = Card.pan == card_ref if isinstance(card_ref, str) else Card.id == card_ref
-    row = conn.execute(_CARD_STATE.where(where)).one_or_none()
+def card_state(conn: Connection, card_ref: str | int) -> CardState | None:
+    """The card's state by PAN (text) or card id (int); None when there is no such card."""
+    statement = _CARD_STATE_BY_PAN if isinstance(card_ref, str) else _CARD_STATE_BY_ID
+    row = conn.execute(statement, {"ref": card_ref}).one_or_none()
     if row is None:
         return None
     return CardState(
@@ -104,53 +120,67 @@ def card_state(conn: Connection, card_ref) -> CardState | None:  # noqa: ANN001
         pvv=row.pvv,
         pin_fails=int(row.fails),
         balance_idr=int(row.balance) if row.account_id is not None else 0,
+        was_lost=bool(row.was_lost),
     )
 
 
+_MERCHANT_ACCOUNT = select(Account.id).where(Account.merchant_id == bindparam("merchant_id"))
+
+
 def merchant_account(conn: Connection, merchant_id: str) -> int | None:
-    return conn.execute(
-        select(Account.id).where(Account.merchant_id == merchant_id)
-    ).scalar_one_or_none()
+    return conn.execute(_MERCHANT_ACCOUNT, {"merchant_id": merchant_id}).scalar_one_or_none()
+
+
+_APPEND_TRANSFER = insert(Transfer).returning(Transfer.id)
 
 
 def append_transfer(conn: Connection, transfer: NewTransfer, now: datetime) -> int:
-    return conn.execute(
-        insert(Transfer)
-        .values(
-            debit_account_id=transfer.debit_account_id,
-            credit_account_id=transfer.credit_account_id,
-            amount_idr=transfer.amount_idr,
-            kind=transfer.kind,
-            period=transfer.period,
-            reverses_id=transfer.reverses_id,
-            created_at=now,
-        )
-        .returning(Transfer.id)
-    ).scalar_one()
+    params = {
+        "debit_account_id": transfer.debit_account_id,
+        "credit_account_id": transfer.credit_account_id,
+        "amount_idr": transfer.amount_idr,
+        "kind": transfer.kind,
+        "period": transfer.period,
+        "reverses_id": transfer.reverses_id,
+        "created_at": now,
+    }
+    return conn.execute(_APPEND_TRANSFER, params).scalar_one()
+
+
+_APPEND_PIN_EVENT = insert(PinEvent)
 
 
 def append_pin_event(
     conn: Connection, card_id: int, kind: str, now: datetime, actor: str, pvv: str | None = None
 ) -> None:
-    conn.execute(
-        insert(PinEvent).values(card_id=card_id, kind=kind, pvv=pvv, actor=actor, at=now)
-    )
+    params = {"card_id": card_id, "kind": kind, "pvv": pvv, "actor": actor, "at": now}
+    conn.execute(_APPEND_PIN_EVENT, params)
 
 
-def append_request(conn: Connection, values: dict) -> int:
-    return conn.execute(insert(AuthRequest).values(**values).returning(AuthRequest.id)).scalar_one()
+_APPEND_REQUEST = insert(AuthRequest)
+REQUEST_COLUMNS = tuple(c.name for c in _requests.columns if c.name != "id")
 
 
-def transfer_by_id(conn: Connection, transfer_id: int) -> Transfer:
-    row = conn.execute(select(Transfer.__table__).where(Transfer.id == transfer_id)).one()
-    return Transfer(**row._mapping)
+_REQUEST_DEFAULTS = {"exception": False}
+
+
+def append_request(conn: Connection, values: dict) -> None:
+    row = {name: values.get(name, _REQUEST_DEFAULTS.get(name)) for name in REQUEST_COLUMNS}
+    conn.execute(_APPEND_REQUEST, row)
+
+
+_TRANSFER_BY_ID = select(Transfer.__table__).where(Transfer.id == bindparam("id"))
+_REVERSAL_OF = select(Transfer.id).where(Transfer.reverses_id == bindparam("id"))
+_CARD_ID_BY_PAN = select(Card.id).where(Card.pan == bindparam("pan"))
+
+
+def transfer_by_id(conn: Connection, transfer_id: int) -> Row:
+    return conn.execute(_TRANSFER_BY_ID, {"id": transfer_id}).one()
 
 
 def reversal_of_transfer(conn: Connection, transfer_id: int) -> int | None:
-    return conn.execute(
-        select(Transfer.id).where(Transfer.reverses_id == transfer_id)
-    ).scalar_one_or_none()
+    return conn.execute(_REVERSAL_OF, {"id": transfer_id}).scalar_one_or_none()
 
 
 def card_id_by_pan(conn: Connection, pan: str) -> int | None:
-    return conn.execute(select(Card.id).where(Card.pan == pan)).scalar_one_or_none()
+    return conn.execute(_CARD_ID_BY_PAN, {"pan": pan}).scalar_one_or_none()

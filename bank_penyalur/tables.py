@@ -73,7 +73,7 @@ class Kpm(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     nik: Mapped[str] = mapped_column(String(16), unique=True)
-    kk_number: Mapped[str] = mapped_column(String(16))
+    kk_number: Mapped[str] = mapped_column(String(32))  # as received; validity decides the e-money sub-account
     name: Mapped[str] = mapped_column(String(100))
     province: Mapped[str] = mapped_column(String(60))
     regency: Mapped[str] = mapped_column(String(60))

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from pathlib import Path
+from typing import Annotated
+
 from bank_penyalur.cli import bank_app, demo_cards_command, disburse_command
 
 app = typer.Typer(
@@ -14,6 +17,18 @@ app = typer.Typer(
 app.add_typer(bank_app, name="bank")
 app.command("disburse")(disburse_command)
 app.command("demo-cards")(demo_cards_command)
+
+
+@app.command("up")
+def up(
+    data_dir: Annotated[Path, typer.Option("--data-dir", envvar="SEMBAKO_DATA_DIR")] = Path("data"),
+    kpm: Annotated[int, typer.Option(help="Generated KPM per bank on first start")] = 1_000,
+    database_url: Annotated[str | None, typer.Option("--database-url", envvar="DATABASE_URL")] = None,
+) -> None:
+    """Start the network (four banks) with demo data; Ctrl-C stops it."""
+    from sembako.up import run_network
+
+    raise typer.Exit(run_network(data_dir, kpm, database_url))
 
 
 def main() -> None:

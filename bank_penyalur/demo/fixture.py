@@ -46,7 +46,7 @@ _SPECS = (
     _Spec("no_emoney", 3, 2, "222222", "Rekening e-money belum dibuat (gagal burekol)", "53"),
     _Spec("pin_blocked", 4, 3, "333333", "PIN terblokir setelah 3 kali salah", "75"),
     _Spec("lost", 5, 4, "444444", "Kartu dilaporkan hilang", "41"),
-    _Spec("replaced_old", 6, 5, "555555", "Kartu lama yang sudah diganti", "62"),
+    _Spec("replaced_old", 6, 5, "555555", "Kartu lama (rusak) yang sudah diganti", "62"),
     _Spec("blocked", 7, 6, "666666", "Kartu diblokir bank", "62"),
     _Spec("pkh_combo", 8, 7, "777777", "Kartu kombo PKH (tabungan + e-money)", "00"),
     _Spec("replaced_new", 9, 5, "888888", "Kartu pengganti: saldo sama dengan kartu lama", "00"),

@@ -29,6 +29,7 @@ from bank_penyalur.registry import KpmCreate, MerchantCreate
 from bank_penyalur.tables import (
     ACTIVATED,
     BLOCKED,
+    DAMAGED,
     DISTRIBUTED,
     LOST,
     PIN_FAIL,
@@ -216,10 +217,10 @@ def _named_situations(conn, bank, hsm, cards, pins, now) -> None:  # noqa: ANN00
     registry.append_card_events(conn, [cards["lost"][0]], LOST, now, ACTOR, "Dilaporkan hilang oleh KPM")
     registry.append_card_events(conn, [cards["blocked"][0]], BLOCKED, now, ACTOR, "Diblokir: kartu ganda")
     old_id, old_pan = cards["replaced_old"]
-    registry.append_card_events(conn, [old_id], LOST, now, ACTOR, "Hilang, diganti kartu baru")
+    registry.append_card_events(conn, [old_id], DAMAGED, now, ACTOR, "Kartu rusak, chip tidak terbaca")
     record = registry.card_record(conn, old_pan)
     assert record is not None
-    new_id, new_pan = registry.replace_card(conn, bank, record, now, ACTOR, "Penggantian kartu hilang")
+    new_id, new_pan = registry.replace_card(conn, bank, record, now, ACTOR, "Penggantian kartu rusak")
     _activate(conn, hsm, [(new_id, new_pan, pins["replaced_new"])], now)
 
 

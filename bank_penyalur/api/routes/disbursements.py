@@ -14,7 +14,7 @@ router = APIRouter(prefix="/v1/disbursements", tags=["disbursements"])
 
 
 class DisbursementCreate(BaseModel):
-    period: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
+    period: str = Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")
     amount_idr: StrictInt = Field(default=150_000, gt=0, le=10_000_000)
 
 
@@ -29,10 +29,10 @@ def run_disbursement(body: DisbursementCreate, runtime: Runtime) -> dict:
 
 @router.get("")
 def runs(conn: ReadConn, period: str | None = None) -> list[dict]:
-    query = select(DisbursementRun).order_by(DisbursementRun.id)
+    query = select(DisbursementRun.__table__).order_by(DisbursementRun.id)
     if period:
         query = query.where(DisbursementRun.period == period)
     return [
         {c: getattr(r, c) for c in ("id", "period", "amount_idr", "credited", "already_credited", "not_eligible", "failed", "started_at", "finished_at")}
-        for r in conn.execute(query).scalars()
+        for r in conn.execute(query)
     ]

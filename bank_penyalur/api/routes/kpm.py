@@ -86,7 +86,7 @@ def open_accounts(body: OpeningCreate, runtime: Runtime, conn: WriteConn) -> lis
 
 @router.get("/{nik}")
 def get_kpm(nik: str, conn: ReadConn) -> KpmPublic:
-    row = conn.execute(select(Kpm).where(Kpm.nik == nik)).scalar_one_or_none()
+    row = conn.execute(select(Kpm.__table__).where(Kpm.nik == nik)).one_or_none()
     if row is None:
         raise HTTPException(404, f"no KPM with NIK {nik}")
     accounts = conn.execute(select(Account.kind, Account.account_no, Account.id).where(Account.kpm_id == row.id)).all()

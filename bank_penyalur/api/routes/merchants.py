@@ -41,7 +41,7 @@ def register(body: MerchantsCreate, runtime: Runtime, conn: WriteConn) -> dict:
 
 @router.get("/{merchant_id}")
 def get_merchant(merchant_id: str, conn: ReadConn) -> MerchantPublic:
-    row = conn.execute(select(Merchant).where(Merchant.id == merchant_id)).scalar_one_or_none()
+    row = conn.execute(select(Merchant.__table__).where(Merchant.id == merchant_id)).one_or_none()
     if row is None:
         raise HTTPException(404, f"no e-Warong {merchant_id} registered at this bank")
     account_id = conn.execute(select(Account.id).where(Account.merchant_id == merchant_id)).scalar_one()

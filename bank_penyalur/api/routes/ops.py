@@ -60,7 +60,7 @@ def pin_reset(pan: str, body: PinReset, runtime: Runtime, conn: WriteConn) -> Ca
 @router.get("/audit")
 def audit(conn: ReadConn, limit: int = 100) -> list[AuditPublic]:
     limit = max(1, min(limit, AUDIT_PAGE_MAX))
-    rows = conn.execute(select(OpsAudit).order_by(OpsAudit.id.desc()).limit(limit)).scalars()
+    rows = conn.execute(select(OpsAudit.__table__).order_by(OpsAudit.id.desc()).limit(limit))
     return [AuditPublic.model_validate(r, from_attributes=True) for r in rows]
 
 

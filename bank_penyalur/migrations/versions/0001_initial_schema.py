@@ -37,7 +37,7 @@ def upgrade() -> None:
     op.create_table('kpm',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('nik', sa.String(length=16), nullable=False),
-    sa.Column('kk_number', sa.String(length=16), nullable=False),
+    sa.Column('kk_number', sa.String(length=32), nullable=False),
     sa.Column('name', sa.String(length=100), nullable=False),
     sa.Column('province', sa.String(length=60), nullable=False),
     sa.Column('regency', sa.String(length=60), nullable=False),

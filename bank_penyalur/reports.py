@@ -1,0 +1,332 @@
+"""Operations reports of the bank (the Pedoman's list), per period and region.
+
+One grouped SQL aggregate per measure (GROUP BY the region columns down to the chosen level),
+merged into rows here. Only portable SQLAlchemy Core is used, so the same queries run on SQLite
+and PostgreSQL. Money is integer rupiah throughout.
+
+Where the region of a measure comes from:
+
+- account openings: the region columns recorded on `account_openings` (a failed opening has no KPM);
+- sub-account results, cards, card events, transfers and offline exceptions: the KPM's region.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+
+from sqlalchemy import Connection, Select, func, select, true
+
+from bank_penyalur.clock import period_bounds
+from bank_penyalur.tables import (
+    ADVICE,
+    DISBURSEMENT,
+    DISTRIBUTED,
+    EMONEY,
+    PRINTED,
+    PURCHASE,
+    REVERSAL,
+    Account,
+    AccountOpening,
+    AuthRequest,
+    Card,
+    CardEvent,
+    Kpm,
+    SubAccountResult,
+    Transfer,
+)
+
+LEVELS = ("province", "regency", "district", "village")
+TOTAL_LABEL = "TOTAL"
+
+Key = tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Measures:
+    """The figures of one region (or of all regions) for one period."""
+
+    accounts_opened: int = 0
+    accounts_failed: int = 0
+    sub_accounts_set: int = 0
+    sub_accounts_failed: int = 0
+    emoney_set: int = 0
+    emoney_failed: int = 0
+    kks_printed: int = 0
+    kks_distributed: int = 0
+    funds_disbursed_idr: int = 0
+    funds_spent_idr: int = 0
+    ending_balance_idr: int = 0
+    offline_exceptions: int = 0
+
+
+MEASURES = tuple(f.name for f in fields(Measures))
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRow:
+    region: dict[str, str]  # the region columns of the level, in LEVELS order
+    measures: Measures
+
+    def as_dict(self) -> dict:
+        return {**self.region, **asdict(self.measures)}
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    period: str
+    level: str
+    province: str | None
+    rows: list[ReportRow]
+    totals: Measures
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return region_columns(self.level)
+
+
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    """What one report covers: the period [start, end), the grouping and the province filter."""
+
+    period: str
+    start: datetime
+    end: datetime
+    level: str
+    province: str | None
+
+
+def region_columns(level: str) -> tuple[str, ...]:
+    """Region column names grouped at `level`, e.g. district -> (province, regency, district)."""
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {', '.join(LEVELS)}, got {level!r}")
+    return LEVELS[: LEVELS.index(level) + 1]
+
+
+def build_report(conn: Connection, period: str, level: str = "province", province: str | None = None) -> Report:
+    """Every measure of `period` grouped by region at `level`, optionally within one province."""
+    start, end = period_bounds(period)
+    columns = region_columns(level)
+    scope = _Scope(period, start, end, level, province or None)
+    by_key: dict[Key, dict[str, int]] = defaultdict(dict)
+    for key in _known_regions(conn, scope):
+        by_key.setdefault(key, {})
+    for measure, counts in _all_measures(conn, scope):
+        for key, value in counts.items():
+            by_key[key][measure] = by_key[key].get(measure, 0) + value
+    rows = [
+        ReportRow(dict(zip(columns, key, strict=True)), Measures(**by_key[key]))
+        for key in sorted(by_key)
+    ]
+    return Report(period, level, scope.province, rows, _sum_measures(row.measures for row in rows))
+
+
+def _all_measures(conn: Connection, scope: _Scope) -> Iterable[tuple[str, dict[Key, int]]]:
+    """(measure name, {region key: value}) pairs; a measure may come in several parts."""
+    yield from _openings(conn, scope)
+    yield from _sub_accounts(conn, scope)
+    yield from _card_events(conn, scope)
+    yield "funds_disbursed_idr", _disbursed(conn, scope)
+    yield "funds_spent_idr", _spent(conn, scope)
+    yield "funds_spent_idr", _negate(_reversed(conn, scope))
+    yield "ending_balance_idr", _emoney_legs(conn, scope, Transfer.credit_account_id)
+    yield "ending_balance_idr", _negate(_emoney_legs(conn, scope, Transfer.debit_account_id))
+    yield "offline_exceptions", _offline_exceptions(conn, scope)
+
+
+# -- query helpers -----------------------------------------------------------------------
+
+
+def _region(table, scope: _Scope) -> list:  # noqa: ANN001 - an ORM class with region columns
+    return [getattr(table, name) for name in region_columns(scope.level)]
+
+
+def _in_province(table, scope: _Scope):  # noqa: ANN001, ANN202
+    return table.province == scope.province if scope.province else true()
+
+
+def _grouped(conn: Connection, stmt: Select, key_width: int) -> dict[Key, int]:
+    """Run a statement selecting (*region key, value) and return {key: int value}."""
+    return {tuple(row[:key_width]): int(row[key_width] or 0) for row in conn.execute(stmt)}
+
+
+def _split(conn: Connection, stmt: Select, key_width: int) -> dict[str, dict[Key, int]]:
+    """Run a statement selecting (*region key, label, count) and split it by label."""
+    parts: dict[str, dict[Key, int]] = defaultdict(dict)
+    for row in conn.execute(stmt):
+        parts[row[key_width]][tuple(row[:key_width])] = int(row[key_width + 1])
+    return parts
+
+
+def _negate(values: dict[Key, int]) -> dict[Key, int]:
+    return {key: -value for key, value in values.items()}
+
+
+def _sum_measures(items: Iterable[Measures]) -> Measures:
+    totals = dict.fromkeys(MEASURES, 0)
+    for item in items:
+        for name in MEASURES:
+            totals[name] += getattr(item, name)
+    return Measures(**totals)
+
+
+def _known_regions(conn: Connection, scope: _Scope) -> list[Key]:
+    """Regions with a KPM registered before the period ends: listed even when all zero."""
+    region = _region(Kpm, scope)
+    stmt = select(*region).where(Kpm.registered_at < scope.end, _in_province(Kpm, scope)).distinct()
+    return [tuple(row) for row in conn.execute(stmt)]
+
+
+# -- the measures ------------------------------------------------------------------------
+
+
+def _openings(conn: Connection, scope: _Scope) -> Iterable[tuple[str, dict[Key, int]]]:
+    region = _region(AccountOpening, scope)
+    stmt = (
+        select(*region, AccountOpening.result, func.count())
+        .where(
+            AccountOpening.at >= scope.start,
+            AccountOpening.at < scope.end,
+            _in_province(AccountOpening, scope),
+        )
+        .group_by(*region, AccountOpening.result)
+    )
+    parts = _split(conn, stmt, len(region))
+    yield "accounts_opened", parts.get("opened", {})
+    yield "accounts_failed", parts.get("failed", {})
+
+
+def _sub_accounts(conn: Connection, scope: _Scope) -> Iterable[tuple[str, dict[Key, int]]]:
+    region = _region(Kpm, scope)
+    stmt = (
+        select(*region, SubAccountResult.kind, SubAccountResult.result, func.count())
+        .select_from(SubAccountResult)
+        .join(Kpm, Kpm.id == SubAccountResult.kpm_id)
+        .where(SubAccountResult.at >= scope.start, SubAccountResult.at < scope.end, _in_province(Kpm, scope))
+        .group_by(*region, SubAccountResult.kind, SubAccountResult.result)
+    )
+    width = len(region)
+    for row in conn.execute(stmt):
+        key, kind, result, count = tuple(row[:width]), row[width], row[width + 1], int(row[width + 2])
+        if result not in ("set", "failed"):
+            continue
+        yield f"sub_accounts_{result}", {key: count}
+        if kind == EMONEY:
+            yield f"emoney_{result}", {key: count}
+
+
+def _card_events(conn: Connection, scope: _Scope) -> Iterable[tuple[str, dict[Key, int]]]:
+    region = _region(Kpm, scope)
+    stmt = (
+        select(*region, CardEvent.status, func.count())
+        .select_from(CardEvent)
+        .join(Card, Card.id == CardEvent.card_id)
+        .join(Kpm, Kpm.id == Card.kpm_id)
+        .where(
+            CardEvent.status.in_((PRINTED, DISTRIBUTED)),
+            CardEvent.at >= scope.start,
+            CardEvent.at < scope.end,
+            _in_province(Kpm, scope),
+        )
+        .group_by(*region, CardEvent.status)
+    )
+    parts = _split(conn, stmt, len(region))
+    yield "kks_printed", parts.get(PRINTED, {})
+    yield "kks_distributed", parts.get(DISTRIBUTED, {})
+
+
+def _kpm_transfer_sum(scope: _Scope, account_side, *conditions) -> Select:  # noqa: ANN001
+    """Sum of transfers whose `account_side` is a KPM e-money account, by the KPM's region."""
+    region = _region(Kpm, scope)
+    return (
+        select(*region, func.coalesce(func.sum(Transfer.amount_idr), 0))
+        .select_from(Transfer)
+        .join(Account, Account.id == account_side)
+        .join(Kpm, Kpm.id == Account.kpm_id)
+        .where(Account.kind == EMONEY, _in_province(Kpm, scope), *conditions)
+        .group_by(*region)
+    )
+
+
+def _in_period(scope: _Scope):  # noqa: ANN202
+    return Transfer.created_at >= scope.start, Transfer.created_at < scope.end
+
+
+def _disbursed(conn: Connection, scope: _Scope) -> dict[Key, int]:
+    stmt = _kpm_transfer_sum(
+        scope, Transfer.credit_account_id, Transfer.kind == DISBURSEMENT, Transfer.period == scope.period
+    )
+    return _grouped(conn, stmt, len(region_columns(scope.level)))
+
+
+def _spent(conn: Connection, scope: _Scope) -> dict[Key, int]:
+    """Purchases and offline advices debited from KPM e-money accounts in the period."""
+    stmt = _kpm_transfer_sum(
+        scope, Transfer.debit_account_id, Transfer.kind.in_((PURCHASE, ADVICE)), *_in_period(scope)
+    )
+    return _grouped(conn, stmt, len(region_columns(scope.level)))
+
+
+def _reversed(conn: Connection, scope: _Scope) -> dict[Key, int]:
+    """Reversals in the period that credited a KPM e-money account back."""
+    stmt = _kpm_transfer_sum(scope, Transfer.credit_account_id, Transfer.kind == REVERSAL, *_in_period(scope))
+    return _grouped(conn, stmt, len(region_columns(scope.level)))
+
+
+def _emoney_legs(conn: Connection, scope: _Scope, account_side) -> dict[Key, int]:  # noqa: ANN001
+    """Everything moved into (credit side) or out of (debit side) KPM e-money before the period ends."""
+    stmt = _kpm_transfer_sum(scope, account_side, Transfer.created_at < scope.end)
+    return _grouped(conn, stmt, len(region_columns(scope.level)))
+
+
+def _offline_exceptions(conn: Connection, scope: _Scope) -> dict[Key, int]:
+    region = _region(Kpm, scope)
+    stmt = (
+        select(*region, func.count())
+        .select_from(AuthRequest)
+        .join(Card, Card.id == AuthRequest.card_id)
+        .join(Kpm, Kpm.id == Card.kpm_id)
+        .where(
+            AuthRequest.exception.is_(True),
+            AuthRequest.created_at >= scope.start,
+            AuthRequest.created_at < scope.end,
+            _in_province(Kpm, scope),
+        )
+        .group_by(*region)
+    )
+    return _grouped(conn, stmt, len(region))
+
+
+# -- output ------------------------------------------------------------------------------
+
+
+def report_to_dict(report: Report) -> dict:
+    return {
+        "period": report.period,
+        "level": report.level,
+        "province": report.province,
+        "columns": list(report.columns),
+        "measures": list(MEASURES),
+        "rows": [row.as_dict() for row in report.rows],
+        "totals": asdict(report.totals),
+    }
+
+
+def report_to_csv(report: Report) -> str:
+    """Header, one line per region, then a TOTAL line (label in the first region column)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*report.columns, *MEASURES])
+    for row in report.rows:
+        writer.writerow([*row.region.values(), *_values(row.measures)])
+    blanks = [""] * (len(report.columns) - 1)
+    writer.writerow([TOTAL_LABEL, *blanks, *_values(report.totals)])
+    return out.getvalue()
+
+
+def _values(measures: Measures) -> Sequence[int]:
+    return [getattr(measures, name) for name in MEASURES]

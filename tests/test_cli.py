@@ -1,0 +1,124 @@
+"""The `sembako` command line as an operator uses it: list the demo cards, seed a bank,
+disburse a month (twice), check the ledger, and get a plain message for a typo."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from shared.cards import luhn_valid
+
+from bank_penyalur.banks import BANKS, get_bank
+from bank_penyalur.demo import fixture, generator
+from sembako.cli import app
+
+# No DATABASE_URL or data dir from the developer's shell: these runs use SQLite in tmp_path.
+# A wide terminal keeps rich from wrapping error messages across lines.
+ENV = {"DATABASE_URL": None, "SEMBAKO_DATA_DIR": None, "COLUMNS": "200"}
+
+
+def sembako(*args: str | Path):  # noqa: ANN201
+    return CliRunner().invoke(app, [str(a) for a in args], env=ENV)
+
+
+def json_out(result) -> dict | list:  # noqa: ANN001
+    assert result.exit_code == 0, (result.exit_code, result.output, result.exception)
+    return json.loads(result.stdout)
+
+
+def assert_refused_plainly(result, *fragments: str) -> None:  # noqa: ANN001
+    """Non-zero exit, a message naming the problem, and no Python traceback."""
+    assert result.exit_code != 0, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    text = " ".join(result.output.replace("│", " ").split())
+    for fragment in fragments:
+        assert fragment in text, (fragment, result.output)
+
+
+def eligible_kpm(kpm: int) -> int:
+    """KPM credited for 2026-11: named ones with an e-money account and a decree from before
+    then (not zero_balance, not no_emoney), plus generated ones whose burekol set e-money."""
+    bank = get_bank("bni")
+    named = fixture.NAMED_KPM - 2
+    return named + sum(generator.generated_kpm(bank, i).emoney for i in range(kpm))
+
+
+def test_demo_cards_lists_nine_cards_per_bank() -> None:
+    cards = json_out(sembako("demo-cards", "--json"))
+    assert len(cards) == 36
+    for code, bank in BANKS.items():
+        mine = [c for c in cards if c["bank"] == code]
+        assert [c["label"] for c in mine] == [spec.label for spec in fixture.specs()]
+        assert all(c["pan"].startswith(bank.iin) for c in mine)
+    for card in cards:
+        assert re.fullmatch(r"\d{16}", card["pan"]) and luhn_valid(card["pan"]), card
+        assert re.fullmatch(r"\d{6}", card["pin"]), card
+        assert re.fullmatch(r"\d{2}", card["expect_rc"]), card
+    assert len({c["pan"] for c in cards}) == 36
+
+    one_bank = json_out(sembako("demo-cards", "--bank", "mandiri", "--json"))
+    assert [c["bank"] for c in one_bank] == ["mandiri"] * 9
+
+
+def test_seed_disburse_twice_and_check_the_ledger(tmp_path: Path) -> None:
+    seeded = json_out(sembako("bank", "seed", "--bank", "bni", "--kpm", "30", "--data-dir", tmp_path, "--json"))
+    assert seeded == [
+        {"bank": "bni", "merchants": seeded[0]["merchants"], "named_cards": 9, "generated_kpm": 30, "generated_total": 30}
+    ]
+    assert seeded[0]["merchants"] > 0
+    assert (tmp_path / "bank_bni.sqlite3").exists()
+
+    expected = eligible_kpm(30)
+    first = json_out(sembako("disburse", "--period", "2026-11", "--bank", "bni", "--data-dir", tmp_path, "--json"))
+    assert (first["bank"], first["period"], first["amount_idr"]) == ("bni", "2026-11", 150_000)
+    assert (first["credited"], first["already_credited"]) == (expected, 0)
+    assert (first["not_eligible"], first["failed"]) == (1, 38 - expected - 1)
+    assert first["total_idr"] == expected * 150_000
+
+    again = json_out(sembako("disburse", "--period", "2026-11", "--bank", "bni", "--data-dir", tmp_path, "--json"))
+    assert (again["credited"], again["already_credited"], again["total_idr"]) == (0, expected, 0)
+
+    reseeded = json_out(sembako("bank", "seed", "--bank", "bni", "--kpm", "30", "--data-dir", tmp_path, "--json"))
+    assert (reseeded[0]["named_cards"], reseeded[0]["generated_kpm"]) == (0, 0)  # nothing added twice
+
+    checked = sembako("bank", "ledger-check", "--bank", "bni", "--data-dir", tmp_path)
+    assert checked.exit_code == 0, checked.output
+    assert json.loads(checked.stdout) == {"bank": "bni", "ok": True, "balance_sum_idr": 0, "transfers": expected}
+
+
+def test_impossible_period_is_a_plain_error(tmp_path: Path) -> None:
+    result = sembako("disburse", "--period", "2026-13", "--bank", "bni", "--data-dir", tmp_path, "--json")
+    assert_refused_plainly(result, "period must be YYYY-MM", "2026-13")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("disburse", "--period", "2026-11", "--bank", "xyz"),
+        ("bank", "seed", "--bank", "xyz", "--kpm", "1"),
+        ("bank", "ledger-check", "--bank", "xyz"),
+        ("demo-cards", "--bank", "xyz"),
+    ],
+    ids=["disburse", "seed", "ledger-check", "demo-cards"],
+)
+def test_unknown_bank_is_a_plain_error(tmp_path: Path, args: tuple[str, ...]) -> None:
+    extra = () if args[0] == "demo-cards" else ("--data-dir", tmp_path)
+    result = sembako(*args, *extra)
+    assert_refused_plainly(result, "unknown bank 'xyz'", "bni, bri, mandiri, btn")
+    assert not list(tmp_path.glob("*.sqlite3"))  # no database was created for a typo
+
+
+def test_bad_amounts_are_plain_errors(tmp_path: Path) -> None:
+    assert_refused_plainly(
+        sembako("disburse", "--period", "2026-11", "--bank", "bni", "--amount", "0", "--data-dir", tmp_path),
+        "must be a positive number of rupiah",
+    )
+    assert_refused_plainly(
+        sembako("bank", "seed", "--bank", "bni", "--kpm", "-5", "--data-dir", tmp_path, "--json"),
+        "--kpm must be between 0 and 1,000,000",
+    )
