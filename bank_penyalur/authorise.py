@@ -78,6 +78,25 @@ def pin_check(card: CardState, pin_ok: bool, policy: Policy) -> tuple[str | None
     return None, (PIN_CLEAR if card.pin_fails else None)
 
 
+def _cardholder_refusal(
+    merchant_account_id: int | None, card: CardState | None, pin_ok: bool, policy: Policy
+) -> tuple[Decision | None, str | None]:
+    """The e-Warong, card, PIN and sub-account checks shared by Cek and Bayar:
+    (refusal or None, PIN event to record or None)."""
+    if merchant_account_id is None:
+        return Decision(rc.NOT_PERMITTED_TERMINAL), None
+    refused = card_rc(card)
+    if refused:
+        return Decision(refused), None
+    assert card is not None
+    refused, pin_event = pin_check(card, pin_ok, policy)
+    if refused:
+        return Decision(refused, pin_event=pin_event), pin_event
+    if card.emoney_account_id is None:
+        return Decision(rc.NO_EMONEY_ACCOUNT, pin_event=pin_event), pin_event
+    return None, pin_event
+
+
 def decide_inquiry(
     processing_code: str,
     merchant_account_id: int | None,
@@ -87,17 +106,10 @@ def decide_inquiry(
 ) -> Decision:
     if processing_code[:2] != INQUIRY_TYPE:
         return Decision(rc.INVALID_TRANSACTION)
-    if merchant_account_id is None:
-        return Decision(rc.NOT_PERMITTED_TERMINAL)
-    refused = card_rc(card)
-    if refused:
-        return Decision(refused)
+    refusal, pin_event = _cardholder_refusal(merchant_account_id, card, pin_ok, policy)
+    if refusal:
+        return refusal
     assert card is not None
-    refused, pin_event = pin_check(card, pin_ok, policy)
-    if refused:
-        return Decision(refused, pin_event=pin_event)
-    if card.emoney_account_id is None:
-        return Decision(rc.NO_EMONEY_ACCOUNT, pin_event=pin_event)
     return Decision(rc.APPROVED, pin_event=pin_event, balance_idr=card.balance_idr)
 
 
@@ -113,17 +125,10 @@ def decide_purchase(
         return Decision(rc.NOT_PERMITTED)  # cash withdrawal or any other debit: benefit is food only
     if not is_valid_amount(amount_idr):
         return Decision(rc.INVALID_AMOUNT)
-    if merchant_account_id is None:
-        return Decision(rc.NOT_PERMITTED_TERMINAL)
-    refused = card_rc(card)
-    if refused:
-        return Decision(refused)
-    assert card is not None
-    refused, pin_event = pin_check(card, pin_ok, policy)
-    if refused:
-        return Decision(refused, pin_event=pin_event)
-    if card.emoney_account_id is None:
-        return Decision(rc.NO_EMONEY_ACCOUNT, pin_event=pin_event)
+    refusal, pin_event = _cardholder_refusal(merchant_account_id, card, pin_ok, policy)
+    if refusal:
+        return refusal
+    assert card is not None and card.emoney_account_id is not None and merchant_account_id is not None
     if card.balance_idr < amount_idr:
         return Decision(rc.INSUFFICIENT_FUNDS, pin_event=pin_event, balance_idr=card.balance_idr)
     debit = NewTransfer(card.emoney_account_id, merchant_account_id, amount_idr, PURCHASE)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import asdict
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -95,12 +96,8 @@ def seed(
             raise typer.BadParameter(str(exc)) from None
         finally:
             runtime.close()
-        reports.append(report.__dict__ if hasattr(report, "__dict__") else _asdict(report))
+        reports.append(asdict(report))
     _print(reports, as_json)
-
-
-def _asdict(obj) -> dict:  # noqa: ANN001
-    return {name: getattr(obj, name) for name in obj.__slots__}
 
 
 def _print(payload, as_json: bool) -> None:  # noqa: ANN001
@@ -123,6 +120,32 @@ def ledger_check(bank: BankOpt = "bni", data_dir: DataDirOpt = Path("data"), dat
         runtime.close()
     typer.echo(json.dumps({"bank": bank, "ok": result.ok, "balance_sum_idr": result.balance_sum_idr, "transfers": result.transfers}))
     raise typer.Exit(0 if result.ok else 1)
+
+
+@bank_app.command("report")
+def report(
+    period: Annotated[str, typer.Option(help="YYYY-MM")],
+    bank: BankOpt = "bni",
+    level: Annotated[str, typer.Option(help="province, regency, district or village")] = "province",
+    province: Annotated[str | None, typer.Option(help="Only this province")] = None,
+    output: Annotated[str, typer.Option("--format", help="json or csv")] = "csv",
+    data_dir: DataDirOpt = Path("data"),
+    database_url: DbUrlOpt = None,
+) -> None:
+    """Operations report per period and region: accounts, sub-accounts, KKS, funds, balances."""
+    from bank_penyalur.reports import build_report, report_to_csv, report_to_dict
+
+    if output not in ("json", "csv"):
+        raise typer.BadParameter("must be json or csv", param_hint="--format")
+    runtime = BankRuntime.start(settings_for(bank, data_dir, database_url))
+    try:
+        with runtime.db.read() as conn:
+            built = build_report(conn, period, level, province)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    finally:
+        runtime.close()
+    typer.echo(json.dumps(report_to_dict(built), default=str) if output == "json" else report_to_csv(built), nl=False)
 
 
 def disburse_command(

@@ -17,6 +17,7 @@ from shared.cards import make_pan
 
 from bank_penyalur.banks import Bank
 from bank_penyalur.lifecycle import next_status
+from bank_penyalur.store import latest_card_status
 from bank_penyalur.tables import (
     EMONEY,
     MERCHANT,
@@ -260,15 +261,8 @@ class CardRecord:
 
 
 def card_record(conn: Connection, pan: str) -> CardRecord | None:
-    status = (
-        select(CardEvent.status)
-        .where(CardEvent.card_id == Card.id)
-        .order_by(CardEvent.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
     row = conn.execute(
-        select(Card.id, Card.pan, Card.kpm_id, status, Card.replaces_card_id).where(Card.pan == pan)
+        select(Card.id, Card.pan, Card.kpm_id, latest_card_status(), Card.replaces_card_id).where(Card.pan == pan)
     ).one_or_none()
     return CardRecord(*row) if row else None
 

@@ -54,14 +54,19 @@ def lock_kpm_of_card(conn: Connection, card_ref: str | int) -> None:
     conn.execute(statement, {"ref": card_ref}).all()
 
 
-def _card_state_query():  # noqa: ANN202
-    status = (
+def latest_card_status():  # noqa: ANN201
+    """Scalar subquery: a card's current status, the status of its latest event."""
+    return (
         select(CardEvent.status)
         .where(CardEvent.card_id == Card.id)
         .order_by(CardEvent.id.desc())
         .limit(1)
         .scalar_subquery()
     )
+
+
+def _card_state_query():  # noqa: ANN202
+    status = latest_card_status()
     set_event = aliased(PinEvent)
     pvv = (
         select(set_event.pvv)

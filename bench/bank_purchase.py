@@ -26,6 +26,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import free_port, machine, percentile, start_bank, stop, wait_healthy  # noqa: E402
+from bank_penyalur.banks import get_bank  # noqa: E402
 from bank_penyalur.demo import fixture, generator  # noqa: E402
 from bank_penyalur.disburse import disburse  # noqa: E402
 from bank_penyalur.runtime import BankRuntime  # noqa: E402
@@ -112,7 +113,7 @@ def main() -> None:
         try:
             url = f"http://127.0.0.1:{port}"
             health = wait_healthy(url)
-            merchant = fixture.demo_merchant_id(BankRuntime.__annotations__ and __import__("bank_penyalur.banks", fromlist=["get_bank"]).get_bank(args.bank))
+            merchant = fixture.demo_merchant_id(get_bank(args.bank))
             result = asyncio.run(drive(url, cards, merchant, args.seconds, args.concurrency))
         finally:
             stop(server)

@@ -122,3 +122,18 @@ def test_bad_amounts_are_plain_errors(tmp_path: Path) -> None:
         sembako("bank", "seed", "--bank", "bni", "--kpm", "-5", "--data-dir", tmp_path, "--json"),
         "--kpm must be between 0 and 1,000,000",
     )
+
+
+def test_report_after_a_disbursement_shows_the_funds_per_province(tmp_path: Path) -> None:
+    json_out(sembako("bank", "seed", "--bank", "bni", "--kpm", 30, "--data-dir", tmp_path, "--json"))
+    json_out(sembako("disburse", "--period", "2026-11", "--bank", "bni", "--data-dir", tmp_path, "--json"))
+    csv_text = sembako("bank", "report", "--period", "2026-11", "--bank", "bni", "--data-dir", tmp_path).stdout
+    lines = csv_text.strip().splitlines()
+    header = lines[0].split(",")
+    total = dict(zip(header, lines[-1].split(","), strict=True))
+    assert total["province"] == "TOTAL"
+    assert int(total["funds_disbursed_idr"]) == eligible_kpm(30) * 150_000
+    assert int(total["ending_balance_idr"]) == eligible_kpm(30) * 150_000
+    as_json = json_out(sembako("bank", "report", "--period", "2026-11", "--format", "json", "--data-dir", tmp_path))
+    assert as_json["totals"]["funds_disbursed_idr"] == eligible_kpm(30) * 150_000
+    assert_refused_plainly(sembako("bank", "report", "--period", "2026-13", "--data-dir", tmp_path), "YYYY-MM")

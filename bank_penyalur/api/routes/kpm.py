@@ -14,7 +14,8 @@ from bank_penyalur import registry
 from bank_penyalur.api.deps import ReadConn, Runtime, WriteConn
 from bank_penyalur.ledger import balance_of
 from bank_penyalur.registry import KpmCreate
-from bank_penyalur.tables import Account, Card, CardEvent, Kpm
+from bank_penyalur.store import latest_card_status
+from bank_penyalur.tables import Account, Card, Kpm
 
 router = APIRouter(prefix="/v1/kpm", tags=["kpm"])
 
@@ -90,10 +91,7 @@ def get_kpm(nik: str, conn: ReadConn) -> KpmPublic:
     if row is None:
         raise HTTPException(404, f"no KPM with NIK {nik}")
     accounts = conn.execute(select(Account.kind, Account.account_no, Account.id).where(Account.kpm_id == row.id)).all()
-    status = (
-        select(CardEvent.status).where(CardEvent.card_id == Card.id).order_by(CardEvent.id.desc()).limit(1).scalar_subquery()
-    )
-    cards = conn.execute(select(Card.pan, status, Card.issued_at).where(Card.kpm_id == row.id).order_by(Card.id)).all()
+    cards = conn.execute(select(Card.pan, latest_card_status(), Card.issued_at).where(Card.kpm_id == row.id).order_by(Card.id)).all()
     return KpmPublic(
         **{c: getattr(row, c) for c in KpmPublic.model_fields if c not in ("sub_accounts", "cards")},
         sub_accounts=[SubAccountPublic(kind=k, account_no=no, balance_idr=balance_of(conn, aid)) for k, no, aid in accounts],
