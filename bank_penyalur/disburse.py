@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import Connection, and_, exists, func, insert, literal, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, and_, exists, func, insert, literal, select, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bank_penyalur.clock import Clock, period_bounds
 from bank_penyalur.db import Database
@@ -29,7 +30,6 @@ from bank_penyalur.tables import (
 )
 
 CHUNK_ACCOUNTS = 100_000
-CHUNK_ATTEMPTS = 3
 FAILED_SAMPLE_MAX = 20
 
 
@@ -63,10 +63,12 @@ def disburse(
     with db.begin() as conn:
         program_id = ensure_program_account(conn, started)
         low, high = _emoney_id_range(conn)
+        _refresh_statistics(conn)
     credited = 0
     for chunk_low in range(low, high + 1, CHUNK_ACCOUNTS):
         chunk_high = min(chunk_low + CHUNK_ACCOUNTS - 1, high)
-        credited += _credit_chunk_retrying(db, program_id, period, amount_idr, chunk_low, chunk_high, clock)
+        with db.begin() as conn:
+            credited += _credit_chunk(conn, program_id, period, amount_idr, chunk_low, chunk_high, clock)
         if progress:
             progress(chunk_high - low + 1, high - low + 1)
     with db.begin() as conn:
@@ -81,32 +83,11 @@ def _emoney_id_range(conn: Connection) -> tuple[int, int]:
     return (low, high) if low is not None else (1, 0)
 
 
-def _already(period: str):  # noqa: ANN202
-    return exists().where(
-        Transfer.credit_account_id == Account.id,
-        Transfer.kind == DISBURSEMENT,
-        Transfer.period == period,
-    )
-
-
-def _credit_chunk_retrying(
-    db: Database, program_id: int, period: str, amount_idr: int, low: int, high: int, clock: Clock
-) -> int:
-    """A concurrent run may credit the same accounts first: the unique index refuses the
-    duplicate, and running the chunk again credits only who is still missing."""
-    for attempt in range(CHUNK_ATTEMPTS):
-        try:
-            with db.begin() as conn:
-                return _credit_chunk(conn, program_id, period, amount_idr, low, high, clock)
-        except IntegrityError:
-            if attempt == CHUNK_ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
-
-
 def _credit_chunk(
     conn: Connection, program_id: int, period: str, amount_idr: int, low: int, high: int, clock: Clock
 ) -> int:
+    """Credit the eligible accounts with ids in [low, high]; the unique index on (credit
+    account, period) skips whoever was already credited, also by a concurrent run."""
     source = (
         select(
             literal(program_id),
@@ -117,17 +98,24 @@ def _credit_chunk(
             literal(clock.now()),
         )
         .join(Kpm, Kpm.id == Account.kpm_id)
-        .where(
-            Account.kind == EMONEY,
-            Account.id.between(low, high),
-            Kpm.first_period <= period,
-            ~_already(period),
-        )
+        .where(Account.kind == EMONEY, Account.id.between(low, high), Kpm.first_period <= period)
     )
-    statement = insert(Transfer).from_select(
-        ["debit_account_id", "credit_account_id", "amount_idr", "kind", "period", "created_at"], source
-    )
+    columns = ["debit_account_id", "credit_account_id", "amount_idr", "kind", "period", "created_at"]
+    statement = _dialect_insert(conn)(Transfer).from_select(columns, source).on_conflict_do_nothing()
     return conn.execute(statement.execution_options(preserve_rowcount=True)).rowcount
+
+
+def _dialect_insert(conn: Connection):  # noqa: ANN202
+    """INSERT with ON CONFLICT DO NOTHING (both SQLite and PostgreSQL have it)."""
+    return postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
+
+
+def _refresh_statistics(conn: Connection) -> None:
+    """After a bulk load PostgreSQL may not have analysed the tables yet; a plan made without
+    statistics can turn the chunk join into a nested loop over everything."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("ANALYZE accounts"))
+        conn.execute(text("ANALYZE kpm"))
 
 
 def _report(
