@@ -7,7 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from bank_penyalur.db import Database
+from shared.db import Database
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 

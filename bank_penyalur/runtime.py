@@ -8,7 +8,7 @@ from bank_penyalur import migrate
 from bank_penyalur.authorise import Policy
 from bank_penyalur.banks import Bank, get_bank
 from bank_penyalur.clock import Clock, SystemClock
-from bank_penyalur.db import Database, sqlite_url
+from shared.db import Database, sqlite_url
 from bank_penyalur.hsm import Hsm
 from bank_penyalur.registry import ensure_program_account
 from bank_penyalur.service import Authoriser
@@ -18,7 +18,7 @@ from bank_penyalur.settings import BankSettings
 def database_for(settings: BankSettings) -> Database:
     """The bank's own database: its SQLite file, or schema bank_<code> on PostgreSQL."""
     code = settings.bank_code
-    url = settings.database_url or sqlite_url(settings.data_dir, code)
+    url = settings.database_url or sqlite_url(settings.data_dir, f"bank_{code}")
     schema = settings.db_schema or f"bank_{code}"
     return Database(url, schema=schema, pool_size=settings.db_pool_size)
 

@@ -28,7 +28,7 @@ from bank_penyalur.authorise import (
     decide_purchase,
 )
 from bank_penyalur.clock import Clock
-from bank_penyalur.db import Database
+from shared.db import Database
 from bank_penyalur.hsm import Hsm
 from bank_penyalur.ledger import balance_of, reversal_of
 from bank_penyalur.schemas import (

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from bank_penyalur.clock import FixedClock
-from bank_penyalur.db import normalise_url
+from shared.db import normalise_url
 
 PG_DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 BUSINESS_START = datetime(2026, 11, 3, 9, 0, 0)  # a Tuesday morning, WIB

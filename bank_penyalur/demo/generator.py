@@ -20,7 +20,7 @@ from shared.cards import make_pan
 from bank_penyalur import registry
 from bank_penyalur.banks import BANK_CODES, Bank
 from bank_penyalur.clock import Clock, period_of
-from bank_penyalur.db import Database
+from shared.db import Database
 from bank_penyalur.demo import fixture
 from bank_penyalur.demo.names import FAMILY, GIVEN_FEMALE, GIVEN_MALE
 from bank_penyalur.demo.regions import VILLAGES, Village

@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Column, MetaData, String, event, insert, inspect, select, text
 
 from bank_penyalur import migrate
-from bank_penyalur.db import Database
+from shared.db import Database
 from bank_penyalur.runtime import database_for
 from bank_penyalur.settings import BankSettings
 from bank_penyalur.tables import Base, Merchant

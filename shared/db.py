@@ -1,7 +1,7 @@
-"""Engines for one bank's database: an SQLite file (default) or a PostgreSQL schema.
+"""Engines for one service's database: an SQLite file (default) or a PostgreSQL schema.
 
-Write transactions serialise money per KPM: on PostgreSQL by row locks (`SELECT ... FOR UPDATE`
-on the KPM row), on SQLite by taking the write lock at BEGIN (`BEGIN IMMEDIATE`).
+Write transactions that need serialising take row locks on PostgreSQL (`SELECT ... FOR
+UPDATE`); on SQLite every write transaction takes the write lock at BEGIN (`BEGIN IMMEDIATE`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ PG_STATEMENT_TIMEOUT_MS = 30_000
 PG_LOCK_TIMEOUT_MS = 10_000
 
 
-def sqlite_url(data_dir: Path, bank_code: str) -> str:
-    return f"sqlite+pysqlite:///{data_dir / f'bank_{bank_code}.sqlite3'}"
+def sqlite_url(data_dir: Path, name: str) -> str:
+    """The SQLite file `<name>.sqlite3` in the data directory."""
+    return f"sqlite+pysqlite:///{data_dir / f'{name}.sqlite3'}"
 
 
 def normalise_url(url: str) -> str:
@@ -32,7 +33,7 @@ def normalise_url(url: str) -> str:
 
 
 class Database:
-    """The bank's storage: a write engine and a read engine over the same database."""
+    """A service's storage: a write engine and a read engine over the same database."""
 
     def __init__(self, url: str, *, schema: str | None = None, pool_size: int = 20) -> None:
         self.url = normalise_url(url)
@@ -134,7 +135,7 @@ class Database:
             bootstrap.dispose()
 
     def drop_schema(self) -> None:
-        """Drop this bank's PostgreSQL schema (tests and resets only)."""
+        """Drop this database's PostgreSQL schema (tests and resets only)."""
         assert self.dialect == "postgresql" and self.schema
         self.dispose()
         bootstrap = create_engine(self.url)

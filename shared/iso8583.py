@@ -1,0 +1,167 @@
+"""The EDC <-> switch wire protocol: ISO 8583:1987 messages (via pyiso8583), framing and MACs.
+
+A frame is a 2-byte big-endian length, then a 5-byte TPDU, then the message. The message uses
+pyiso8583's `default` layout: ASCII MTI and fields, LL/LLL ASCII length prefixes, binary
+bitmaps, binary PIN block (52) and MAC (64, or 128 when a secondary-bitmap field is present).
+Errors are ValueError subclasses that say what was wrong and where.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import struct
+from dataclasses import dataclass
+
+import iso8583
+from iso8583.specs import default as _default_spec
+from psec import mac as psec_mac
+
+SPEC: dict = copy.deepcopy(_default_spec)
+
+LENGTH_BYTES = 2
+TPDU_BYTES = 5
+TPDU_ID = 0x60
+FRAME_BYTES_MAX = 4_096
+MAC_BYTES = 8
+
+# MTI classes
+NETWORK = "0800"
+INQUIRY = "0100"
+PURCHASE = "0200"
+ADVICE = "0220"
+BATCH_UPLOAD = "0320"
+REVERSAL = "0400"
+REVERSAL_REPEAT = "0401"
+SETTLEMENT = "0500"
+
+# Field 70 network management codes
+SIGN_ON = "001"
+ECHO = "301"
+KEY_EXCHANGE = "101"
+
+# Field name -> value. All values are text; binary fields (52, 64, 128) are hex text.
+Message = dict[str, str]
+
+
+class FrameError(ValueError):
+    """The bytes on the wire are not a frame this network accepts."""
+
+
+class MessageError(ValueError):
+    """The frame holds no valid ISO 8583 message. `mti` is set when it could be read."""
+
+    def __init__(self, reason: str, mti: str | None = None) -> None:
+        super().__init__(reason)
+        self.mti = mti
+
+
+@dataclass(frozen=True, slots=True)
+class Tpdu:
+    destination: int  # NII of the receiver
+    source: int  # NII of the sender
+
+    def to_bytes(self) -> bytes:
+        return struct.pack(">BHH", TPDU_ID, self.destination, self.source)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Tpdu:
+        if len(data) != TPDU_BYTES:
+            raise FrameError(f"expecting a {TPDU_BYTES}-byte TPDU, got {len(data)} bytes")
+        ident, destination, source = struct.unpack(">BHH", data)
+        if ident != TPDU_ID:
+            raise FrameError(f"TPDU id must be 0x60, got 0x{ident:02x}: pos 0")
+        return cls(destination, source)
+
+    def reply(self) -> Tpdu:
+        return Tpdu(self.source, self.destination)
+
+
+def frame(tpdu: Tpdu, message: bytes) -> bytes:
+    body = tpdu.to_bytes() + message
+    if len(body) > FRAME_BYTES_MAX:
+        raise FrameError(f"frame of {len(body)} bytes exceeds {FRAME_BYTES_MAX}")
+    return struct.pack(">H", len(body)) + body
+
+
+def split_frame(body: bytes) -> tuple[Tpdu, bytes]:
+    """(TPDU, message bytes) from a frame body (what follows the 2-byte length)."""
+    if len(body) < TPDU_BYTES:
+        raise FrameError(f"frame of {len(body)} bytes is shorter than a TPDU")
+    return Tpdu.from_bytes(body[:TPDU_BYTES]), body[TPDU_BYTES:]
+
+
+async def read_frame(reader: asyncio.StreamReader, timeout_ms: int, frame_bytes_max: int = FRAME_BYTES_MAX) -> bytes:
+    """One frame body. Raises asyncio.IncompleteReadError at EOF, TimeoutError when idle too
+    long, FrameError when the announced length is out of bounds (the stream is then unusable)."""
+    async with asyncio.timeout(timeout_ms / 1000):
+        header = await reader.readexactly(LENGTH_BYTES)
+        (length,) = struct.unpack(">H", header)
+        if not TPDU_BYTES <= length <= frame_bytes_max:
+            raise FrameError(f"frame length {length} outside [{TPDU_BYTES}, {frame_bytes_max}]")
+        return await reader.readexactly(length)
+
+
+def peek_mti(message: bytes) -> str | None:
+    """The MTI if the first four bytes are one, else None."""
+    head = message[:4]
+    if len(head) == 4 and head.isdigit():
+        return head.decode("ascii")
+    return None
+
+
+def encode(doc: Message) -> bytes:
+    """Encode a message (field name -> value). Raises MessageError naming the field."""
+    try:
+        data, _ = iso8583.encode(dict(doc), SPEC)
+    except iso8583.EncodeError as exc:
+        raise MessageError(f"cannot encode: {exc}", mti=str(doc.get("t"))) from None
+    return bytes(data)
+
+
+def decode(message: bytes) -> Message:
+    """Decode message bytes. Raises MessageError with the MTI when it could be read."""
+    try:
+        doc, _ = iso8583.decode(bytearray(message), SPEC)
+    except iso8583.DecodeError as exc:
+        raise MessageError(f"cannot decode: {exc}", mti=peek_mti(message)) from None
+    return doc
+
+
+def response_mti(mti: str) -> str:
+    """0200 -> 0210, 0401 -> 0410 (a repeat is answered like the original)."""
+    if len(mti) != 4 or not mti.isdigit():
+        raise MessageError(f"MTI must be 4 digits, got {mti!r}")
+    return mti[:2] + str(int(mti[2]) + 1) + "0"
+
+
+# -- MAC (ISO 9797-1 algorithm 3, "retail MAC", under a double-length TDES key) ------------
+
+
+def mac_field(doc: Message) -> str:
+    """Field 128 when the secondary bitmap is in use (any field above 64), else 64."""
+    return "128" if any(key.isdigit() and 64 < int(key) < 128 for key in doc) else "64"
+
+
+def _mac_of(key: bytes, data: bytes) -> bytes:
+    return psec_mac.generate_retail_mac(key, key, data, padding=2)
+
+
+def encode_with_mac(doc: Message, key: bytes) -> bytes:
+    """Encode with a MAC over every byte before the MAC field (which is the last one)."""
+    field = mac_field(doc)
+    stamped = {k: v for k, v in doc.items() if k not in ("64", "128")}
+    stamped[field] = "00" * MAC_BYTES  # binary fields are given as hex text
+    data = encode(stamped)
+    return data[:-MAC_BYTES] + _mac_of(key, data[:-MAC_BYTES])
+
+
+def mac_valid(message: bytes, doc: Message, key: bytes) -> bool:
+    """True when the message carries a MAC in its last field and the MAC is right."""
+    field = mac_field(doc)
+    received = doc.get(field)
+    if not isinstance(received, str) or len(received) != 2 * MAC_BYTES:
+        return False
+    if message[-MAC_BYTES:].hex().upper() != received.upper():
+        return False  # the MAC field is not the last bytes of the message
+    return _mac_of(key, message[:-MAC_BYTES]) == message[-MAC_BYTES:]
