@@ -15,7 +15,7 @@ from sqlalchemy import Connection, func, insert, select
 
 from shared.cards import make_pan
 
-from bank_penyalur.banks import Bank
+from shared.banks import Bank
 from bank_penyalur.lifecycle import next_status
 from bank_penyalur.store import latest_card_status
 from bank_penyalur.tables import (

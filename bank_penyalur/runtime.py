@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from bank_penyalur import migrate
 from bank_penyalur.authorise import Policy
-from bank_penyalur.banks import Bank, get_bank
+from shared.banks import Bank, get_bank
 from bank_penyalur.clock import Clock, SystemClock
 from shared.db import Database, sqlite_url
 from bank_penyalur.hsm import Hsm

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bank_penyalur.banks import get_bank
+from shared.keys import demo_key_hex
 
-
-def demo_key_hex(bank_code: str, purpose: str) -> str:
-    """A fixed, public demo key for `purpose`; real deployments set the key explicitly."""
-    return hashlib.sha256(f"sembako-demo/{bank_code}/{purpose}".encode()).hexdigest()[:32].upper()
+from shared.banks import get_bank
 
 
 class BankSettings(BaseSettings):

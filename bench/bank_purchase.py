@@ -26,7 +26,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import free_port, machine, percentile, start_bank, stop, wait_healthy  # noqa: E402
-from bank_penyalur.banks import get_bank  # noqa: E402
+from shared.banks import get_bank  # noqa: E402
 from bank_penyalur.demo import fixture, generator  # noqa: E402
 from bank_penyalur.disburse import disburse  # noqa: E402
 from bank_penyalur.runtime import BankRuntime  # noqa: E402

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
 
-from bank_penyalur.banks import BANKS, Bank
+from shared.banks import BANKS, Bank
 from bank_penyalur.clock import period_of
 from bank_penyalur.demo import fixture, generator
 from bank_penyalur.disburse import disburse

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from shared.cards import luhn_valid
 
-from bank_penyalur.banks import BANKS, get_bank
+from shared.banks import BANKS, get_bank
 from bank_penyalur.demo import fixture, generator
 from sembako.cli import app
 

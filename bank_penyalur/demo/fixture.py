@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 from shared.cards import make_pan
 
-from bank_penyalur.banks import BANKS, Bank
+from shared.banks import BANKS, Bank
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,5 +101,5 @@ def specs() -> tuple[_Spec, ...]:
 
 
 def demo_merchant_id(bank: Bank, serial: int = 1) -> str:
-    """e-Warong ids: the bank's 5-letter prefix and a 10-digit serial (ISO field 42, 15 chars)."""
-    return f"{bank.merchant_prefix}{serial:010d}"
+    """The demo e-Warong of each bank is serial 1 (`EWBNI0000000001`)."""
+    return bank.merchant_id(serial)

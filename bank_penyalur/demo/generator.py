@@ -18,7 +18,7 @@ from sqlalchemy import Connection, func, select
 from shared.cards import make_pan
 
 from bank_penyalur import registry
-from bank_penyalur.banks import BANK_CODES, Bank
+from shared.banks import BANK_CODES, Bank
 from bank_penyalur.clock import Clock, period_of
 from shared.db import Database
 from bank_penyalur.demo import fixture

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bank_penyalur.banks import get_bank
+from shared.banks import get_bank
 from bank_penyalur.demo import fixture, generator
 from bank_penyalur.disburse import disburse
 from bank_penyalur.ledger import check_ledger

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from shared.cards import luhn_valid, make_pan, mask_pan
 
 from bank_penyalur.api.app import create_app
-from bank_penyalur.banks import get_bank
+from shared.banks import get_bank
 
 PURCHASE = "/v1/authorisations/purchase"
 WATCHED = ("normal", "pkh_combo", "replaced_new", "zero_balance", "pin_blocked")

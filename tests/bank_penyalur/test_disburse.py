@@ -34,7 +34,7 @@ def assert_balanced(runtime) -> None:  # noqa: ANN001
 @pytest.fixture
 def seeded(storage, clock):  # noqa: ANN001, ANN201
     """A demo bank with 40 generated KPM, not yet disbursed."""
-    from bank_penyalur.banks import get_bank
+    from shared.banks import get_bank
     from bank_penyalur.demo import generator
     from bank_penyalur.runtime import BankRuntime
     from bank_penyalur.settings import BankSettings
@@ -48,7 +48,7 @@ def seeded(storage, clock):  # noqa: ANN001, ANN201
 
 def eligible(runtime) -> int:  # noqa: ANN001
     """KPM with an e-money sub-account whose first period has come."""
-    from bank_penyalur.banks import get_bank
+    from shared.banks import get_bank
     from bank_penyalur.demo import generator
 
     bank = get_bank("bri")

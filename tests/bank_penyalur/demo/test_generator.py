@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from shared.cards import luhn_valid
 
 from bank_penyalur import registry, store
-from bank_penyalur.banks import BANKS, get_bank
+from shared.banks import BANKS, get_bank
 from bank_penyalur.demo import fixture, generator
 from bank_penyalur.registry import valid_id_number
 from bank_penyalur.runtime import BankRuntime

@@ -16,18 +16,27 @@ class Bank:
     iin: str
     port: int
     merchant_prefix: str
+    terminal_prefix: str
 
     def owns_pan(self, pan: str) -> bool:
         return pan.startswith(self.iin)
+
+    def merchant_id(self, serial: int) -> str:
+        """e-Warong id: the bank's 5-letter prefix and a 10-digit serial (field 42, 15 chars)."""
+        return f"{self.merchant_prefix}{serial:010d}"
+
+    def terminal_id(self, serial: int) -> str:
+        """EDC terminal id: 3 letters of the bank and a 5-digit serial (field 41, 8 chars)."""
+        return f"{self.terminal_prefix}{serial:05d}"
 
 
 BANKS: dict[str, Bank] = {
     b.code: b
     for b in (
-        Bank("bni", "Bank Negara Indonesia", "93600009", 8101, "EWBNI"),
-        Bank("bri", "Bank Rakyat Indonesia", "93600002", 8102, "EWBRI"),
-        Bank("mandiri", "Bank Mandiri", "93600008", 8103, "EWMDR"),
-        Bank("btn", "Bank Tabungan Negara", "93600200", 8104, "EWBTN"),
+        Bank("bni", "Bank Negara Indonesia", "93600009", 8101, "EWBNI", "BNI"),
+        Bank("bri", "Bank Rakyat Indonesia", "93600002", 8102, "EWBRI", "BRI"),
+        Bank("mandiri", "Bank Mandiri", "93600008", 8103, "EWMDR", "MDR"),
+        Bank("btn", "Bank Tabungan Negara", "93600200", 8104, "EWBTN", "BTN"),
     )
 }
 BANK_CODES: tuple[str, ...] = tuple(BANKS)

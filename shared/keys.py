@@ -1,0 +1,45 @@
+"""Key material shared by the EDC, the switch and the banks: demo keys, key wrapping, KCVs.
+
+All keys are double-length TDES keys (16 bytes) with odd parity. A key travels or rests only
+wrapped (enciphered under a key-encryption key, TDES-ECB) and is identified by its KCV.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from psec import des
+
+KEY_BYTES = 16
+
+
+def demo_key_hex(owner: str, purpose: str) -> str:
+    """A fixed, public demo key for `owner`'s `purpose` (e.g. ("bni", "zpk")).
+
+    Only for the simulator's demo network; deployments set their keys explicitly."""
+    raw = hashlib.sha256(f"sembako-demo/{owner}/{purpose}".encode()).digest()[:KEY_BYTES]
+    return des.adjust_key_parity(raw).hex().upper()
+
+
+def new_key() -> bytes:
+    return des.adjust_key_parity(secrets.token_bytes(KEY_BYTES))
+
+
+def wrap(kek: bytes, key: bytes) -> str:
+    """`key` enciphered under `kek`, as hex."""
+    return des.encrypt_tdes_ecb(kek, key).hex().upper()
+
+
+def unwrap(kek: bytes, wrapped_hex: str) -> bytes:
+    try:
+        wrapped = bytes.fromhex(wrapped_hex)
+    except ValueError:
+        raise ValueError("wrapped key is not hex") from None
+    if len(wrapped) != KEY_BYTES:
+        raise ValueError(f"expecting a {KEY_BYTES}-byte wrapped key, got {len(wrapped)} bytes")
+    return des.decrypt_tdes_ecb(kek, wrapped)
+
+
+def kcv(key: bytes) -> str:
+    return des.generate_kcv(key, 3).hex().upper()

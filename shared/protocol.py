@@ -1,0 +1,146 @@
+"""What the EDC and the switch say to each other: builders and readers of each message.
+
+Both sides use these functions, so the field layout lives in one place:
+
+- 0800/0810 network management: 7, 11, 41, 42, 70 (001 sign-on, 301 echo, 101 key exchange);
+  the key-exchange answer carries the new working keys in 48 (see `keys_field`). No MAC.
+- 0100/0110 balance inquiry (3 = 31xxxx) and 0200/0210 purchase (3 = 00xxxx): 2, 3, 4, 7, 11,
+  12, 13, 22, 24, 41, 42, 49, 52 (PIN block under the terminal PIN key), 60 (batch); answers add
+  37 RRN, 38 approval code, 39 RC, 54 balance. MAC in 64 under the terminal MAC key.
+- 0400/0401 reversal: the purchase's fields without 52, plus 90 original data elements; MAC
+  in 128 (90 is in the secondary bitmap).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from shared.iso8583 import INQUIRY, NETWORK, PURCHASE, REVERSAL, REVERSAL_REPEAT, Message, MessageError, response_mti
+from shared.money import CURRENCY_IDR, from_iso_minor, to_iso_minor
+
+PROCESSING_INQUIRY = "310000"
+PROCESSING_PURCHASE = "000000"
+ENTRY_MODE_CHIP = "051"
+ORIGINAL_DATA_LENGTH = 42
+BALANCE_FIELD_LENGTH = 20
+KEYS_FIELD_LENGTH = 76
+# Fields a response repeats from its request.
+ECHOED = ("2", "3", "4", "7", "11", "12", "13", "22", "24", "41", "42", "49", "60", "70", "90")
+
+
+@dataclass(frozen=True, slots=True)
+class Terminal:
+    tid: str  # field 41, 8 characters
+    mid: str  # field 42, the e-Warong id, 15 characters
+    nii: str = "001"  # field 24
+
+
+def _clock_fields(now: datetime) -> dict[str, str]:
+    return {"7": now.strftime("%m%d%H%M%S"), "12": now.strftime("%H%M%S"), "13": now.strftime("%m%d")}
+
+
+def network_request(terminal: Terminal, code: str, stan: str, now: datetime) -> Message:
+    return {"t": NETWORK, "7": now.strftime("%m%d%H%M%S"), "11": stan, "41": terminal.tid, "42": terminal.mid, "70": code}
+
+
+def _card_request(mti: str, terminal: Terminal, stan: str, now: datetime, pan: str, processing: str, amount_idr: int, batch: int) -> Message:
+    return {
+        "t": mti,
+        "2": pan,
+        "3": processing,
+        "4": to_iso_minor(amount_idr),
+        **_clock_fields(now),
+        "11": stan,
+        "22": ENTRY_MODE_CHIP,
+        "24": terminal.nii,
+        "41": terminal.tid,
+        "42": terminal.mid,
+        "49": CURRENCY_IDR,
+        "60": f"{batch:06d}",
+    }
+
+
+def inquiry_request(terminal: Terminal, stan: str, now: datetime, pan: str, pin_block_hex: str, batch: int) -> Message:
+    doc = _card_request(INQUIRY, terminal, stan, now, pan, PROCESSING_INQUIRY, 0, batch)
+    return {**doc, "52": pin_block_hex}
+
+
+def purchase_request(
+    terminal: Terminal, stan: str, now: datetime, pan: str, amount_idr: int, pin_block_hex: str, batch: int
+) -> Message:
+    doc = _card_request(PURCHASE, terminal, stan, now, pan, PROCESSING_PURCHASE, amount_idr, batch)
+    return {**doc, "52": pin_block_hex}
+
+
+def original_data(original: Message) -> str:
+    """Field 90: original MTI, STAN and transmission date-time, then acquirer and forwarder ids."""
+    return f"{original['t']}{original['11']}{original['7']}" + "0" * 22
+
+
+def parse_original_data(text: str) -> tuple[str, str, str]:
+    """(MTI, STAN, transmission date-time MMDDhhmmss) from field 90."""
+    if len(text) != ORIGINAL_DATA_LENGTH or not text.isdigit():
+        raise MessageError(f"field 90 must be {ORIGINAL_DATA_LENGTH} digits, got {text!r}")
+    return text[:4], text[4:10], text[10:20]
+
+
+def reversal_request(original: Message, stan: str, now: datetime, repeat: bool = False) -> Message:
+    """Reverse `original` (a purchase); a repeat of an unanswered reversal is sent as 0401."""
+    fields = {k: v for k, v in original.items() if k in ("2", "3", "4", "22", "24", "41", "42", "49", "60")}
+    return {"t": REVERSAL_REPEAT if repeat else REVERSAL, **fields, **_clock_fields(now), "11": stan, "90": original_data(original)}
+
+
+def response(request: Message, rc: str, **fields: str) -> Message:
+    """The answer to `request`: its response MTI, the echoed fields, 39 and any extra fields."""
+    echoed = {k: v for k, v in request.items() if k in ECHOED}
+    return {"t": response_mti(str(request["t"])), **echoed, "39": rc, **fields}
+
+
+def balance_field(balance_idr: int) -> str:
+    """Field 54: account type 00, amount type 02 (available), currency, C/D sign, 12 digits."""
+    sign = "C" if balance_idr >= 0 else "D"
+    return f"0002{CURRENCY_IDR}{sign}{to_iso_minor(abs(balance_idr))}"
+
+
+def parse_balance_field(text: str) -> int:
+    if len(text) != BALANCE_FIELD_LENGTH or text[7] not in "CD":
+        raise MessageError(f"field 54 must be {BALANCE_FIELD_LENGTH} characters with C/D at pos 7, got {text!r}")
+    amount = from_iso_minor(text[8:])
+    return amount if text[7] == "C" else -amount
+
+
+def keys_field(tpk_wrapped: str, tak_wrapped: str, tpk_kcv: str, tak_kcv: str) -> str:
+    """Field 48 of a key-exchange answer: TPK and TAK under the terminal master key, and KCVs."""
+    return f"{tpk_wrapped}{tak_wrapped}{tpk_kcv}{tak_kcv}"
+
+
+def parse_keys_field(text: str) -> tuple[str, str, str, str]:
+    if len(text) != KEYS_FIELD_LENGTH:
+        raise MessageError(f"field 48 must be {KEYS_FIELD_LENGTH} characters, got {len(text)}")
+    return text[:32], text[32:64], text[64:70], text[70:76]
+
+
+def amount_idr(doc: Message) -> int:
+    try:
+        return from_iso_minor(str(doc["4"]))
+    except KeyError:
+        raise MessageError("field 4 is missing") from None
+    except ValueError as exc:
+        raise MessageError(f"field 4: {exc}") from None
+
+
+def transmission_date(field7: str, today: date) -> date:
+    """The calendar date of field 7 (MMDDhhmmss): the year that puts it closest to today."""
+    if len(field7) != 10 or not field7.isdigit():
+        raise MessageError(f"field 7 must be 10 digits, got {field7!r}")
+    month, day = int(field7[:2]), int(field7[2:4])
+    candidates = []
+    for year in (today.year - 1, today.year, today.year + 1):
+        try:
+            candidates.append(date(year, month, day))
+        except ValueError:
+            continue
+    if not candidates:
+        raise MessageError(f"field 7 holds no calendar date: {field7[:4]}")
+    return min(candidates, key=lambda d: abs((d - today).days))
