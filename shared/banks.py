@@ -51,3 +51,20 @@ def get_bank(code: str) -> Bank:
 
 def bank_for_pan(pan: str) -> Bank | None:
     return next((b for b in BANKS.values() if b.owns_pan(pan)), None)
+
+
+DEMO_TERMINALS_PER_BANK = 48
+
+
+def demo_terminal(tid: str) -> tuple[Bank, str] | None:
+    """(acquiring bank, e-Warong id) of a demo terminal id such as BNI00001, else None.
+
+    Demo terminal n of a bank stands in the bank's demo e-Warong n (n = 1..48)."""
+    bank = next((b for b in BANKS.values() if tid.startswith(b.terminal_prefix)), None)
+    serial_text = tid[3:]
+    if bank is None or len(tid) != 8 or not serial_text.isdigit():
+        return None
+    serial = int(serial_text)
+    if not 1 <= serial <= DEMO_TERMINALS_PER_BANK:
+        return None
+    return bank, bank.merchant_id(serial)

@@ -43,3 +43,8 @@ def unwrap(kek: bytes, wrapped_hex: str) -> bytes:
 
 def kcv(key: bytes) -> str:
     return des.generate_kcv(key, 3).hex().upper()
+
+
+def demo_terminal_master_key_hex(tid: str) -> str:
+    """The TMK loaded into demo EDC `tid` at deployment; the switch holds the same key."""
+    return demo_key_hex(f"terminal/{tid}", "tmk")
