@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from dataclasses import asdict
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,6 +67,9 @@ def serve(
     from bank_penyalur.api.app import create_app
 
     settings = settings_for(bank, data_dir, database_url, host=host, port=port)
+    # Database threads wait on I/O many times per request; with the default 5 ms switch
+    # interval each wake-up can stall behind the event loop holding the GIL.
+    sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
     runtime = BankRuntime.start(settings)
     if seed_kpm is not None:
         generator.seed(runtime.db, runtime.bank, runtime.hsm, runtime.clock, kpm=seed_kpm)

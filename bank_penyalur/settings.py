@@ -32,7 +32,8 @@ class BankSettings(BaseSettings):
     advice_max_age_days: int = 90
     pin_tries_max: int = 3
     db_pool_size: int = 20
-    worker_threads: int = 8  # request handlers running database work at once
+    worker_threads: int = 4  # request handlers running database work at once
+    gil_switch_interval_ms: float = 0.5
     # PostgreSQL schema holding this bank's tables; default bank_<code>.
     db_schema: str | None = None
 

@@ -92,14 +92,16 @@ def split_frame(body: bytes) -> tuple[Tpdu, bytes]:
 
 
 async def read_frame(reader: asyncio.StreamReader, timeout_ms: int, frame_bytes_max: int = FRAME_BYTES_MAX) -> bytes:
-    """One frame body. Raises asyncio.IncompleteReadError at EOF, TimeoutError when idle too
-    long, FrameError when the announced length is out of bounds (the stream is then unusable)."""
+    """One frame body. Raises asyncio.IncompleteReadError at EOF and TimeoutError when the
+    frame does not arrive in time. A frame whose length is out of bounds is read and dropped
+    (so the stream stays in step) and reported as FrameError."""
     async with asyncio.timeout(timeout_ms / 1000):
         header = await reader.readexactly(LENGTH_BYTES)
         (length,) = struct.unpack(">H", header)
-        if not TPDU_BYTES <= length <= frame_bytes_max:
-            raise FrameError(f"frame length {length} outside [{TPDU_BYTES}, {frame_bytes_max}]")
-        return await reader.readexactly(length)
+        body = await reader.readexactly(length)  # at most 65,535 bytes: the length is 2 bytes
+    if not TPDU_BYTES <= length <= frame_bytes_max:
+        raise FrameError(f"frame length {length} outside [{TPDU_BYTES}, {frame_bytes_max}]: dropped")
+    return body
 
 
 def peek_mti(message: bytes) -> str | None:

@@ -11,7 +11,8 @@ from sqlalchemy import Connection
 from bank_penyalur.runtime import BankRuntime
 
 
-def get_runtime(request: Request) -> BankRuntime:
+async def get_runtime(request: Request) -> BankRuntime:
+    """Async on purpose: a plain attribute read must not cost a hop to the thread pool."""
     return request.app.state.runtime
 
 
