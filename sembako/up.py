@@ -100,6 +100,18 @@ def bank_children(data_dir: Path, database_url: str | None, host: str) -> list[C
     return children
 
 
+SWITCH_ISO_PORT = 8583
+SWITCH_OPS_PORT = 8000
+
+
+def switch_child(data_dir: Path, database_url: str | None, host: str) -> Child:
+    command = [sys.executable, "-m", "sembako", "switch", "serve", "--host", host, "--port", str(SWITCH_ISO_PORT),
+               "--ops-port", str(SWITCH_OPS_PORT), "--data-dir", str(data_dir)]
+    if database_url:
+        command += ["--database-url", database_url]
+    return Child("switch", command, f"http://{host}:{SWITCH_OPS_PORT}/health")
+
+
 def wait_healthy(children: list[Child]) -> None:
     deadline = time.monotonic() + HEALTH_TIMEOUT_S
     pending = list(children)
@@ -124,6 +136,8 @@ def print_summary(children: list[Child], data_dir: Path) -> None:
     for child in children:
         base = child.health_url.removesuffix("/health")
         table.add_row(child.name, base, f"{base}/docs", str(child.log_path))
+    host = children[0].health_url.split("//")[1].split(":")[0]
+    table.add_row("switch ISO 8583", f"{host}:{SWITCH_ISO_PORT}", "", "")
     console.print(table)
     cards = Table(title="Kartu demo (PIN demo) / demo cards")
     for column in ("bank", "label", "PAN", "PIN", "expect"):
@@ -132,6 +146,7 @@ def print_summary(children: list[Child], data_dir: Path) -> None:
         if card.label in ("normal", "zero_balance", "pin_blocked", "lost", "replaced_new"):
             cards.add_row(card.bank.upper(), card.label, card.pan, card.pin, card.expect_rc)
     console.print(cards)
+    console.print("Try a terminal: [bold]sembako edc-cli bayar --card 9360000900000014 --pin 123456 --amount 35000[/]")
     console.print(f"All demo cards: [bold]sembako demo-cards[/]. Data in {data_dir}. Ctrl-C stops the network.")
 
 
@@ -152,8 +167,9 @@ def supervise(children: list[Child], stop: threading.Event) -> None:
 def run_network(data_dir: Path, kpm: int, database_url: str | None, host: str = "127.0.0.1") -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "logs").mkdir(exist_ok=True)
-    children = bank_children(data_dir, database_url, host)
-    busy = [c.name for c, b in zip(children, BANKS.values(), strict=True) if not port_free(host, b.port)]
+    children = [*bank_children(data_dir, database_url, host), switch_child(data_dir, database_url, host)]
+    ports = [*(b.port for b in BANKS.values()), SWITCH_OPS_PORT, SWITCH_ISO_PORT]
+    busy = [str(port) for port in ports if not port_free(host, port)]
     if busy:
         console.print(f"[red]ports in use, is the network already running? {', '.join(busy)}[/]")
         return 1

@@ -1,0 +1,151 @@
+"""What an EDC terminal remembers between runs, as one JSON file per terminal.
+
+`{data_dir}/edc/{tid}.json` holds the STAN counter, the batch number, the working keys (only
+wrapped under the terminal master key, never in clear), reversals not yet answered by the switch,
+the last approved purchase (so it can be voided) and a purchase whose answer is still awaited
+(so a crash mid-flight still ends in a reversal). Writes are atomic: a temporary file in the
+same directory, fsync, then os.replace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shared.iso8583 import Message
+
+STAN_MAX = 999_999
+STATE_VERSION = 1
+_TID_PATTERN = re.compile(r"[A-Za-z0-9]{1,16}")
+
+
+class StoreError(ValueError):
+    """The state file cannot be read or is not a terminal state."""
+
+
+@dataclass
+class WorkingKeys:
+    """TPK and TAK, each wrapped under the TMK (hex), with their key check values."""
+
+    tpk: str
+    tak: str
+    tpk_kcv: str
+    tak_kcv: str
+
+
+@dataclass
+class PendingReversal:
+    """A reversal the switch has not answered yet. `message` is the 0400 as first built;
+    every later attempt sends the same fields as a 0401 repeat."""
+
+    message: Message
+    created_at: str
+    attempts: int = 0
+
+    @property
+    def stan(self) -> str:
+        return self.message["11"]
+
+    @property
+    def original_data(self) -> str:
+        return self.message["90"]
+
+
+@dataclass
+class LastPurchase:
+    """The last approved purchase of this terminal (request without PIN block) for a void."""
+
+    request: Message
+    rrn: str
+    approval_code: str
+    approved_at: str
+
+
+@dataclass
+class TerminalState:
+    tid: str
+    stan: int = 0  # the last STAN used; 0 when none was used yet
+    batch: int = 1
+    keys: WorkingKeys | None = None
+    pending_reversals: list[PendingReversal] = field(default_factory=list)
+    last_purchase: LastPurchase | None = None
+    in_flight_purchase: Message | None = None
+
+    def next_stan(self) -> str:
+        """Advance the counter (000001..999999, then 000001 again) and return it as field 11."""
+        self.stan = self.stan % STAN_MAX + 1
+        return f"{self.stan:06d}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": STATE_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TerminalState:
+        keys = data.get("keys")
+        last = data.get("last_purchase")
+        return cls(
+            tid=str(data["tid"]),
+            stan=int(data["stan"]),
+            batch=int(data["batch"]),
+            keys=WorkingKeys(**keys) if keys else None,
+            pending_reversals=[PendingReversal(**p) for p in data.get("pending_reversals", [])],
+            last_purchase=LastPurchase(**last) if last else None,
+            in_flight_purchase=data.get("in_flight_purchase"),
+        )
+
+
+class TerminalStore:
+    """Load and save one terminal's state file."""
+
+    def __init__(self, data_dir: Path | str, tid: str) -> None:
+        if not _TID_PATTERN.fullmatch(tid):
+            raise StoreError(f"terminal id must be letters and digits, got {tid!r}")
+        self.tid = tid
+        self.path = Path(data_dir) / "edc" / f"{tid}.json"
+
+    def load(self) -> TerminalState:
+        """The stored state, or a fresh one when the terminal has never run here."""
+        if not self.path.exists():
+            return TerminalState(tid=self.tid)
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            state = TerminalState.from_dict(data)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise StoreError(f"{self.path}: not a readable terminal state ({exc})") from None
+        if state.tid != self.tid:
+            raise StoreError(f"{self.path}: holds terminal {state.tid!r}, expected {self.tid!r}")
+        return state
+
+    def save(self, state: TerminalState) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(state.to_dict(), indent=2, sort_keys=True)
+        fd, temp = tempfile.mkstemp(prefix=f".{self.tid}.", suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, self.path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+
+
+class MemoryStore:
+    """A store that keeps the state in memory (for tests and throw-away terminals)."""
+
+    def __init__(self, state: TerminalState) -> None:
+        self.state = state
+        self.saves = 0
+
+    def load(self) -> TerminalState:
+        return self.state
+
+    def save(self, state: TerminalState) -> None:
+        self.state = state
+        self.saves += 1

@@ -1,0 +1,1 @@
+"""The switch: ISO 8583 listener for EDC terminals, routing to the banks, journal and SAF."""

@@ -1,0 +1,130 @@
+"""HTTP client of the banks' authorisation APIs: keep-alive, bounded, a timeout on every call.
+
+A failure is a value, not an exception: `BankUnavailable` says whether the request may have
+reached the bank (then a reversal must follow) or certainly did not.
+
+This hot path uses aiohttp rather than httpx: measured on this 2-core machine against a trivial
+endpoint, httpx's async pool spent 1.2 ms of CPU per request at 8 concurrent requests and
+4-8 ms at 32-64, aiohttp 0.16-0.22 ms; the switch would otherwise spend its core in the client.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import asyncio
+
+import aiohttp
+
+from shared import rc
+
+PATHS = {
+    "inquiry": "/v1/authorisations/balance-inquiry",
+    "purchase": "/v1/authorisations/purchase",
+    "reversal": "/v1/authorisations/reversal",
+    "advice": "/v1/authorisations/advice",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BankReply:
+    rc: str
+    approval_code: str | None
+    balance_idr: int | None
+    latency_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class BankUnavailable:
+    reason: str
+    may_have_posted: bool  # the request may have reached the bank: reverse it
+    latency_ms: int
+
+
+@dataclass
+class BankCounters:
+    requests: int = 0
+    replies: int = 0
+    unavailable: int = 0
+    latency_ms_total: int = 0
+    latency_ms_max: int = 0
+    by_rc: dict[str, int] = field(default_factory=dict)
+
+    def count(self, outcome: BankReply | BankUnavailable) -> None:
+        self.requests += 1
+        self.latency_ms_total += outcome.latency_ms
+        self.latency_ms_max = max(self.latency_ms_max, outcome.latency_ms)
+        if isinstance(outcome, BankReply):
+            self.replies += 1
+            self.by_rc[outcome.rc] = self.by_rc.get(outcome.rc, 0) + 1
+        else:
+            self.unavailable += 1
+
+
+# Errors raised before the request could have been sent: nothing reached the bank.
+_NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+# Errors after it may have been sent: the bank may have applied it.
+_UNKNOWN = (aiohttp.ClientError, asyncio.TimeoutError)
+
+
+class BankClient:
+    """One keep-alive connection pool per bank, created on first use inside the event loop."""
+
+    def __init__(self, urls: dict[str, str], timeout_ms: int, connections_max: int) -> None:
+        self._urls = dict(urls)
+        self._timeout = aiohttp.ClientTimeout(total=timeout_ms / 1000)
+        self._connections_max = connections_max
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self.counters = {code: BankCounters() for code in urls}
+
+    def _session(self, bank_code: str) -> aiohttp.ClientSession:
+        session = self._sessions.get(bank_code)
+        if session is None or session.closed:
+            connector = aiohttp.TCPConnector(limit=self._connections_max, ttl_dns_cache=None)
+            session = aiohttp.ClientSession(self._urls[bank_code], connector=connector, timeout=self._timeout)
+            self._sessions[bank_code] = session
+        return session
+
+    async def send(self, bank_code: str, op: str, body: dict) -> BankReply | BankUnavailable:
+        started = time.perf_counter()
+        outcome = await self._send(bank_code, op, body, started)
+        self.counters[bank_code].count(outcome)
+        return outcome
+
+    async def _send(self, bank_code: str, op: str, body: dict, started: float) -> BankReply | BankUnavailable:
+        try:
+            async with self._session(bank_code).post(PATHS[op], json=body) as response:
+                status = response.status
+                answer = await response.json() if status == 200 else None
+        except _NOT_SENT as exc:
+            return BankUnavailable(type(exc).__name__, False, _elapsed_ms(started))
+        except _UNKNOWN as exc:
+            return BankUnavailable(type(exc).__name__, True, _elapsed_ms(started))
+        latency_ms = _elapsed_ms(started)
+        if status >= 500:
+            return BankUnavailable(f"HTTP {status}", False, latency_ms)  # the bank rolled back
+        if answer is None:
+            return BankReply(rc.SYSTEM_ERROR, None, None, latency_ms)  # the bank refused our request's shape
+        return BankReply(answer["rc"], answer.get("approval_code"), answer.get("balance_idr"), latency_ms)
+
+    async def close(self) -> None:
+        for session in self._sessions.values():
+            await session.close()
+
+    def stats(self) -> dict:
+        return {
+            code: {
+                "requests": c.requests,
+                "replies": c.replies,
+                "unavailable": c.unavailable,
+                "latency_ms_avg": round(c.latency_ms_total / c.requests, 1) if c.requests else None,
+                "latency_ms_max": c.latency_ms_max,
+                "by_rc": dict(sorted(c.by_rc.items())),
+            }
+            for code, c in self.counters.items()
+        }
+
+
+def _elapsed_ms(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)

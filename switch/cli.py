@@ -1,0 +1,43 @@
+"""`sembako switch serve`: the switch as one process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from switch.settings import SwitchSettings
+
+switch_app = typer.Typer(help="The switch: ISO 8583 for terminals, routing to banks, ops API.", no_args_is_help=True)
+
+
+@switch_app.command("serve")
+def serve(
+    port: Annotated[int, typer.Option("--port", help="ISO 8583 port")] = 8583,
+    ops_port: Annotated[int, typer.Option("--ops-port", help="Operations API port")] = 8000,
+    host: str = "127.0.0.1",
+    data_dir: Annotated[Path, typer.Option("--data-dir", envvar="SEMBAKO_DATA_DIR")] = Path("data"),
+    database_url: Annotated[str | None, typer.Option("--database-url", envvar="DATABASE_URL")] = None,
+) -> None:
+    """Serve terminals over ISO 8583 and bank operations staff over HTTP until SIGINT/SIGTERM."""
+    from switch.runtime import SwitchRuntime
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = SwitchSettings(host=host, iso_port=port, ops_port=ops_port, data_dir=data_dir, database_url=database_url)
+    asyncio.run(_serve(SwitchRuntime(settings)))
+
+
+async def _serve(runtime) -> None:  # noqa: ANN001
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await runtime.start()
+    try:
+        await stop.wait()
+    finally:
+        await runtime.stop()

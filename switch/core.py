@@ -1,0 +1,395 @@
+"""The switch's message processing: one ISO 8583 request in, one answer out.
+
+For each financial request the switch checks the terminal and its MAC, answers duplicates from
+memory, assigns an RRN, routes by BIN to the issuing bank, translates the PIN block from the
+terminal's PIN key to the bank's zone PIN key, and answers with the bank's response code. When
+the bank cannot be reached it answers 91; when the bank may have posted (the request left but
+no answer came back), a store-and-forward reversal is persisted before the terminal is told.
+Every request and answer goes to the journal, with the PAN masked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from shared import iso8583, protocol, rc
+from shared.banks import bank_for_pan
+from shared.cards import mask_pan
+from shared.iso8583 import Message, MessageError, Tpdu
+
+from switch.bank_client import BankClient, BankReply, BankUnavailable
+from switch.hsm import SwitchHsm, WorkingKeys
+from switch.journal import MessageRecord, TerminalRecord, TransactionRecord
+
+log = logging.getLogger("switch")
+
+KINDS = {
+    iso8583.INQUIRY: "inquiry",
+    iso8583.PURCHASE: "purchase",
+    iso8583.ADVICE: "advice",
+    iso8583.REVERSAL: "reversal",
+    iso8583.REVERSAL_REPEAT: "reversal",
+}
+REQUIRED = {
+    "inquiry": ("2", "3", "7", "11", "41", "42", "52"),
+    "purchase": ("2", "3", "4", "7", "11", "41", "42", "52"),
+    "advice": ("2", "3", "4", "7", "11", "12", "13", "41", "42"),
+    "reversal": ("2", "4", "7", "11", "41", "42", "90"),
+}
+HIDDEN_FIELDS = ("p", "1", "52", "64", "128")  # never journalled
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A computed answer, remembered for duplicates: the response fields and the request hash."""
+
+    request_hash: str
+    response: Message
+
+
+@dataclass
+class Outcome:
+    """What processing one financial request produced, before encoding."""
+
+    response: Message
+    bank_code: str | None = None
+    rrn: str | None = None
+    bank_latency_ms: int | None = None
+    bank_messages: tuple[MessageRecord, ...] = ()
+    original_rrn: str | None = None
+
+
+def journal_fields(doc: Message) -> dict:
+    """Message fields as the journal keeps them: PAN masked, no PIN block, MAC or bitmaps."""
+    fields = {k: v for k, v in doc.items() if k not in HIDDEN_FIELDS}
+    if "2" in fields:
+        fields["2"] = mask_pan(str(fields["2"]))
+    return fields
+
+
+class SwitchCore:
+    def __init__(
+        self,
+        hsm: SwitchHsm,
+        banks: BankClient,
+        terminals: list[TerminalRecord],
+        working_keys: dict[str, WorkingKeys],
+        last_rrn: int,
+        now: Callable[[], datetime],
+        journal_sink: Callable[[TransactionRecord | None, list[MessageRecord]], None],
+        persist_keys: Callable[[str, str, str], Awaitable[None]],
+        enqueue_saf: Callable[[str, str, dict], Awaitable[None]],
+        duplicates_max: int = 200_000,
+    ) -> None:
+        self.hsm = hsm
+        self.banks = banks
+        self.terminals = {t.tid: t for t in terminals}
+        self.keys = working_keys
+        self._rrn = last_rrn
+        self.now = now
+        self._sink = journal_sink
+        self._persist_keys = persist_keys
+        self._enqueue_saf = enqueue_saf
+        self._answers: OrderedDict[tuple, Answer] = OrderedDict()
+        self._inflight: dict[tuple, asyncio.Future[Answer]] = {}
+        self._duplicates_max = duplicates_max
+
+    # -- entry point ------------------------------------------------------------------------
+
+    async def handle(self, body: bytes) -> bytes | None:
+        """The answer frame body (TPDU + message) for one frame body, or None to stay silent."""
+        try:
+            tpdu, message = iso8583.split_frame(body)
+        except iso8583.FrameError as exc:
+            return self._format_error(Tpdu(0, 1), iso8583.peek_mti(body[iso8583.TPDU_BYTES :]), str(exc))
+        try:
+            doc = iso8583.decode(message)
+        except MessageError as exc:
+            return self._format_error(tpdu.reply(), exc.mti, str(exc))
+        try:
+            answer = await self._dispatch(doc, message)
+        except Exception:  # noqa: BLE001 - one bad request must not take the connection down
+            log.exception("failed to process %s from %s stan %s", doc.get("t"), doc.get("41"), doc.get("11"))
+            answer = iso8583.encode(protocol.response(doc, rc.SYSTEM_ERROR))
+        return tpdu.reply().to_bytes() + answer
+
+    def _format_error(self, tpdu: Tpdu, mti: str | None, reason: str) -> bytes | None:
+        if mti is None:
+            log.warning("dropped a frame without a readable MTI: %s", reason)
+            return None
+        log.warning("format error in %s: %s", mti, reason)
+        try:
+            return tpdu.to_bytes() + iso8583.encode({"t": iso8583.response_mti(mti), "39": rc.FORMAT_ERROR})
+        except MessageError:
+            return None
+
+    async def _dispatch(self, doc: Message, message: bytes) -> bytes:
+        mti = str(doc["t"])
+        if mti == iso8583.NETWORK:
+            return await self._network(doc)
+        kind = KINDS.get(mti)
+        if kind is None:
+            return iso8583.encode(protocol.response(doc, rc.INVALID_TRANSACTION))
+        return await self._financial(kind, doc, message)
+
+    # -- network management -----------------------------------------------------------------
+
+    async def _network(self, doc: Message) -> bytes:
+        terminal = self.terminals.get(str(doc.get("41", "")))
+        code = str(doc.get("70", ""))
+        extra: dict[str, str] = {}
+        if terminal is None or doc.get("42") != terminal.mid:
+            answer = rc.NOT_PERMITTED_TERMINAL
+        elif code in (iso8583.SIGN_ON, iso8583.ECHO):
+            answer = rc.APPROVED
+        elif code == iso8583.KEY_EXCHANGE:
+            exchange = self.hsm.exchange_keys(terminal.tmk_lmk)
+            await self._persist_keys(terminal.tid, exchange.tpk_lmk, exchange.tak_lmk)
+            self.keys[terminal.tid] = exchange.keys
+            answer, extra = rc.APPROVED, {"48": exchange.for_terminal}
+        else:
+            answer = rc.INVALID_TRANSACTION
+        response = protocol.response(doc, answer, **extra)
+        if code != iso8583.ECHO:  # echoes are heartbeats, not journalled
+            self._journal_network(doc, response)
+        return iso8583.encode(response)
+
+    def _journal_network(self, doc: Message, response: Message) -> None:
+        at = self.now()
+        tid, stan = str(doc.get("41", "")), str(doc.get("11", ""))
+        response_fields = {k: v for k, v in response.items() if k != "48"}  # keys stay out of the journal
+        self._sink(
+            None,
+            [
+                MessageRecord(None, tid, stan, str(doc["t"]), "terminal_in", None, journal_fields(doc), at),
+                MessageRecord(None, tid, stan, str(response["t"]), "terminal_out", str(response["39"]), response_fields, at),
+            ],
+        )
+
+    # -- financial messages -----------------------------------------------------------------
+
+    async def _financial(self, kind: str, doc: Message, message: bytes) -> bytes:
+        terminal = self.terminals.get(str(doc.get("41", "")))
+        keys = self.keys.get(terminal.tid) if terminal else None
+        if terminal is None or keys is None or doc.get("42") != terminal.mid:
+            return iso8583.encode(protocol.response(doc, rc.NOT_PERMITTED_TERMINAL))  # unknown or not signed on
+        if not self.hsm.mac_ok(message, doc, keys.tak):
+            return self.hsm.encode_with_mac(protocol.response(doc, rc.INVALID_TRANSACTION), keys.tak)
+        missing = [f for f in REQUIRED[kind] if f not in doc]
+        if missing:
+            return self.hsm.encode_with_mac(protocol.response(doc, rc.FORMAT_ERROR), keys.tak)
+        try:
+            day = protocol.transmission_date(str(doc["7"]), self.now().date())
+        except MessageError:
+            return self.hsm.encode_with_mac(protocol.response(doc, rc.FORMAT_ERROR), keys.tak)
+        answer = await self._exactly_once(kind, doc, message, terminal, keys, day)
+        return self.hsm.encode_with_mac(answer.response, keys.tak)
+
+    async def _exactly_once(
+        self, kind: str, doc: Message, message: bytes, terminal: TerminalRecord, keys: WorkingKeys, day: date
+    ) -> Answer:
+        key = (terminal.tid, str(doc["11"]), day, kind)
+        request_hash = hashlib.sha256(message[: -iso8583.MAC_BYTES]).hexdigest()
+        known = self._answers.get(key)
+        if known is None and key in self._inflight:
+            known = await asyncio.shield(self._inflight[key])
+        if known is not None:
+            if known.request_hash == request_hash:
+                return known
+            return Answer(request_hash, protocol.response(doc, rc.DUPLICATE))
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            answer = await self._process(kind, doc, terminal, keys, day, request_hash)
+            self._remember(key, answer)
+            future.set_result(answer)
+            return answer
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiting duplicates re-raise it themselves
+            raise
+        finally:
+            del self._inflight[key]
+
+    def _remember(self, key: tuple, answer: Answer) -> None:
+        self._answers[key] = answer
+        while len(self._answers) > self._duplicates_max:
+            self._answers.popitem(last=False)
+
+    def next_rrn(self) -> str:
+        self._rrn += 1
+        return f"{self._rrn % 10**12:012d}"
+
+    async def _process(
+        self, kind: str, doc: Message, terminal: TerminalRecord, keys: WorkingKeys, day: date, request_hash: str
+    ) -> Answer:
+        received_at = self.now()
+        handler = {"inquiry": self._inquiry, "purchase": self._purchase, "advice": self._advice, "reversal": self._reversal}[kind]
+        try:
+            outcome = await handler(doc, terminal, keys, day)
+        except MessageError:
+            outcome = Outcome(protocol.response(doc, rc.FORMAT_ERROR))
+        self._journal(kind, doc, terminal, day, request_hash, outcome, received_at)
+        return Answer(request_hash, outcome.response)
+
+    def _journal(
+        self, kind: str, doc: Message, terminal: TerminalRecord, day: date, request_hash: str, outcome: Outcome, at: datetime
+    ) -> None:
+        response = outcome.response
+        rrn = outcome.rrn or str(response.get("37") or "") or None
+        amount = protocol.amount_idr(doc) if "4" in doc and kind != "inquiry" else 0
+        balance = protocol.parse_balance_field(str(response["54"])) if "54" in response else None
+        record = TransactionRecord(
+            rrn=rrn or self.next_rrn(),
+            tid=terminal.tid,
+            mid=terminal.mid,
+            stan=str(doc["11"]),
+            transmission_date=day,
+            mti=str(doc["t"]),
+            kind=kind,
+            pan_masked=mask_pan(str(doc.get("2", ""))),
+            bank_code=outcome.bank_code,
+            amount_idr=amount,
+            rc=str(response["39"]),
+            approval_code=str(response["38"]) if "38" in response else None,
+            balance_idr=balance,
+            request_hash=request_hash,
+            response=journal_fields(response),
+            original_rrn=outcome.original_rrn,
+            bank_latency_ms=outcome.bank_latency_ms,
+            created_at=at,
+        )
+        stan, tid = record.stan, record.tid
+        messages = [
+            MessageRecord(record.rrn, tid, stan, record.mti, "terminal_in", None, journal_fields(doc), at),
+            *(m if m.rrn else MessageRecord(record.rrn, m.tid, m.stan, m.mti, m.direction, m.rc, m.fields, m.at) for m in outcome.bank_messages),
+            MessageRecord(record.rrn, tid, stan, str(response["t"]), "terminal_out", record.rc, journal_fields(response), self.now()),
+        ]
+        self._sink(record, messages)
+
+    # -- the four operations ------------------------------------------------------------------
+
+    def _route(self, doc: Message):  # noqa: ANN202
+        return bank_for_pan(str(doc["2"]))
+
+    async def _call_bank(self, op: str, bank_code: str, body: dict, doc: Message) -> tuple[BankReply | BankUnavailable, tuple[MessageRecord, ...]]:
+        tid, stan, mti = str(doc["41"]), str(doc["11"]), str(doc["t"])
+        shown = {k: (mask_pan(v) if k == "pan" else v) for k, v in body.items() if k != "pin_block"}
+        sent = MessageRecord(body.get("rrn"), tid, stan, mti, "bank_out", None, {"op": op, "bank": bank_code, **shown}, self.now())
+        outcome = await self.banks.send(bank_code, op, body)
+        if isinstance(outcome, BankReply):
+            fields = {"rc": outcome.rc, "approval_code": outcome.approval_code, "balance_idr": outcome.balance_idr}
+            got = MessageRecord(body.get("rrn"), tid, stan, mti, "bank_in", outcome.rc, fields, self.now())
+        else:
+            fields = {"error": outcome.reason, "may_have_posted": outcome.may_have_posted}
+            got = MessageRecord(body.get("rrn"), tid, stan, mti, "bank_in", rc.ISSUER_UNAVAILABLE, fields, self.now())
+        return outcome, (sent, got)
+
+    def _base_body(self, doc: Message, day: date, rrn: str) -> dict:
+        return {
+            "terminal_id": str(doc["41"]),
+            "stan": str(doc["11"]),
+            "transmission_date": day.isoformat(),
+            "rrn": rrn,
+            "merchant_id": str(doc["42"]),
+            "pan": str(doc["2"]),
+        }
+
+    @staticmethod
+    def _answer_fields(rrn: str, reply: BankReply) -> dict[str, str]:
+        fields = {"37": rrn}
+        if reply.approval_code:
+            fields["38"] = reply.approval_code
+        if reply.balance_idr is not None:
+            fields["54"] = protocol.balance_field(reply.balance_idr)
+        return fields
+
+    async def _with_pin(
+        self, op: str, doc: Message, keys: WorkingKeys, day: date, extra: dict
+    ) -> tuple[Outcome, BankReply | BankUnavailable | None]:
+        bank = self._route(doc)
+        if bank is None:
+            return Outcome(protocol.response(doc, rc.INVALID_CARD)), None
+        rrn = self.next_rrn()
+        pin_block = self.hsm.translate_pin(str(doc["52"]), str(doc["2"]), keys.tpk, bank.code)
+        if pin_block is None:
+            return Outcome(protocol.response(doc, rc.WRONG_PIN, **{"37": rrn}), bank.code, rrn), None
+        body = {**self._base_body(doc, day, rrn), "pin_block": pin_block, "processing_code": str(doc["3"]), **extra}
+        reply, trail = await self._call_bank(op, bank.code, body, doc)
+        if isinstance(reply, BankUnavailable):
+            response = protocol.response(doc, rc.ISSUER_UNAVAILABLE, **{"37": rrn})
+        else:
+            response = protocol.response(doc, reply.rc, **self._answer_fields(rrn, reply))
+        return Outcome(response, bank.code, rrn, reply.latency_ms, trail), reply
+
+    async def _inquiry(self, doc: Message, terminal: TerminalRecord, keys: WorkingKeys, day: date) -> Outcome:
+        outcome, _ = await self._with_pin("inquiry", doc, keys, day, {})
+        return outcome
+
+    async def _purchase(self, doc: Message, terminal: TerminalRecord, keys: WorkingKeys, day: date) -> Outcome:
+        amount = protocol.amount_idr(doc)
+        outcome, reply = await self._with_pin("purchase", doc, keys, day, {"amount_idr": amount})
+        if isinstance(reply, BankUnavailable) and reply.may_have_posted:
+            # The bank may have debited the card: reverse it for sure before the terminal hears 91.
+            body = reversal_body(str(doc["41"]), str(doc["42"]), str(doc["2"]), amount, str(doc["11"]), day)
+            await self._enqueue_saf(str(outcome.rrn), str(outcome.bank_code), body)
+        return outcome
+
+    async def _advice(self, doc: Message, terminal: TerminalRecord, keys: WorkingKeys, day: date) -> Outcome:
+        bank = self._route(doc)
+        if bank is None:
+            return Outcome(protocol.response(doc, rc.INVALID_CARD))
+        rrn = self.next_rrn()
+        local = protocol.transmission_date(f"{doc['13']}000000", self.now().date())
+        transaction_at = datetime.combine(local, datetime.strptime(str(doc["12"]), "%H%M%S").time())
+        body = {
+            **self._base_body(doc, day, rrn),
+            "amount_idr": protocol.amount_idr(doc),
+            "processing_code": str(doc["3"]),
+            "transaction_at": transaction_at.isoformat(),
+        }
+        reply, trail = await self._call_bank("advice", bank.code, body, doc)
+        if isinstance(reply, BankUnavailable):
+            return Outcome(protocol.response(doc, rc.ISSUER_UNAVAILABLE, **{"37": rrn}), bank.code, rrn, reply.latency_ms, trail)
+        return Outcome(protocol.response(doc, reply.rc, **self._answer_fields(rrn, reply)), bank.code, rrn, reply.latency_ms, trail)
+
+    async def _reversal(self, doc: Message, terminal: TerminalRecord, keys: WorkingKeys, day: date) -> Outcome:
+        bank = self._route(doc)
+        if bank is None:
+            return Outcome(protocol.response(doc, rc.INVALID_CARD))
+        original_mti, original_stan, original_f7 = protocol.parse_original_data(str(doc["90"]))
+        original_day = protocol.transmission_date(original_f7, self.now().date())
+        original = self._answers.get((terminal.tid, original_stan, original_day, "purchase"))
+        original_rrn = str(original.response.get("37")) if original and "37" in original.response else None
+        rrn = self.next_rrn()
+        body = reversal_body(terminal.tid, terminal.mid, str(doc["2"]), protocol.amount_idr(doc), original_stan, original_day)
+        reply, trail = await self._call_bank("reversal", bank.code, body, doc)
+        if isinstance(reply, BankUnavailable):
+            # Stored and forwarded until the bank acknowledges: the terminal may consider it done.
+            await self._enqueue_saf(rrn, bank.code, body)
+            response = protocol.response(doc, rc.APPROVED, **{"37": rrn})
+        else:
+            response = protocol.response(doc, reply.rc, **self._answer_fields(rrn, reply))
+        return Outcome(response, bank.code, rrn, reply.latency_ms, trail, original_rrn=original_rrn)
+
+
+def reversal_body(tid: str, mid: str, pan: str, amount_idr: int, original_stan: str, original_day: date) -> dict:
+    """The bank reversal request for a purchase, built only from the purchase itself: the
+    terminal's 0400 and the switch's store-and-forward send the very same body, so the bank
+    answers both the same way and gives the money back once."""
+    return {
+        "terminal_id": tid,
+        "stan": original_stan,
+        "transmission_date": original_day.isoformat(),
+        "merchant_id": mid,
+        "pan": pan,
+        "amount_idr": amount_idr,
+        "original_stan": original_stan,
+        "original_transmission_date": original_day.isoformat(),
+    }

@@ -1,0 +1,66 @@
+"""The switch's software HSM: terminal keys, PIN translation and MACs.
+
+Keys at rest are wrapped under the LMK. Working keys (TPK for PINs, TAK for MACs) are made at
+key exchange and sent to the terminal wrapped under its master key (TMK). Clear keys live only
+in this object's memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared import iso8583, keys, pinblock
+
+
+@dataclass(frozen=True, slots=True)
+class WorkingKeys:
+    tpk: bytes
+    tak: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class KeyExchange:
+    """What a key exchange produces: the keys for the terminal and for the journal."""
+
+    for_terminal: str  # field 48: TPK and TAK under the TMK, and their KCVs
+    tpk_lmk: str
+    tak_lmk: str
+    keys: WorkingKeys
+
+
+class SwitchHsm:
+    def __init__(self, lmk_hex: str, zpk_hex_by_bank: dict[str, str]) -> None:
+        self._lmk = pinblock.parse_key(lmk_hex)
+        self._zpks = {code: pinblock.parse_key(key_hex) for code, key_hex in zpk_hex_by_bank.items()}
+
+    def wrap_for_storage(self, key: bytes) -> str:
+        return keys.wrap(self._lmk, key)
+
+    def unwrap_stored(self, wrapped_hex: str) -> bytes:
+        return keys.unwrap(self._lmk, wrapped_hex)
+
+    def working_keys_from_storage(self, tpk_lmk: str, tak_lmk: str) -> WorkingKeys:
+        return WorkingKeys(self.unwrap_stored(tpk_lmk), self.unwrap_stored(tak_lmk))
+
+    def exchange_keys(self, tmk_lmk: str) -> KeyExchange:
+        tmk = self.unwrap_stored(tmk_lmk)
+        tpk, tak = keys.new_key(), keys.new_key()
+        field = f"{keys.wrap(tmk, tpk)}{keys.wrap(tmk, tak)}{keys.kcv(tpk)}{keys.kcv(tak)}"
+        return KeyExchange(field, self.wrap_for_storage(tpk), self.wrap_for_storage(tak), WorkingKeys(tpk, tak))
+
+    def translate_pin(self, block_hex: str, pan: str, tpk: bytes, bank_code: str) -> str | None:
+        """The PIN block re-enciphered from the terminal's TPK to the bank's ZPK; None when it
+        does not decode (a wrong key or a damaged block)."""
+        try:
+            block = bytes.fromhex(block_hex)
+            return pinblock.translate(block, pan, tpk, self._zpks[bank_code]).hex().upper()
+        except ValueError:
+            return None
+
+    @staticmethod
+    def mac_ok(message: bytes, doc: iso8583.Message, tak: bytes) -> bool:
+        return iso8583.mac_valid(message, doc, tak)
+
+    @staticmethod
+    def encode_with_mac(doc: iso8583.Message, tak: bytes) -> bytes:
+        return iso8583.encode_with_mac(doc, tak)

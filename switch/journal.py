@@ -1,0 +1,274 @@
+"""The switch journal: terminals and their keys, every transaction and message, SAF reversals.
+
+The journal is the switch's own database and is append-only. `record()` is the hot path (fed in
+batches by the journal writer): its statements are built once here, and a batch is written in
+one database transaction with executemany. A transaction already journalled under the same key
+(terminal, STAN, transmission date, kind) is skipped with ON CONFLICT DO NOTHING.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import date, datetime
+
+from sqlalchemy import Row, bindparam, func, insert, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from shared.db import Database
+from switch import migrate
+from switch.tables import (
+    ACK,
+    ERROR,
+    OUTCOMES,
+    MessageLog,
+    SafAttempt,
+    SafEntryRow,
+    Terminal,
+    TerminalKey,
+    Transaction,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalRecord:
+    tid: str  # 8 chars, e.g. "BNI00001"
+    mid: str  # 15 chars e-Warong id, e.g. "EWBNI0000000001"
+    bank_code: str  # acquiring bank: bni|bri|mandiri|btn
+    name: str
+    tmk_lmk: str  # terminal master key wrapped under the switch LMK, hex (32)
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionRecord:
+    rrn: str  # 12 chars, unique
+    tid: str
+    mid: str
+    stan: str  # 6 digits
+    transmission_date: date
+    mti: str  # request MTI: "0100" | "0200" | "0220" | "0400" | "0401"
+    kind: str  # "inquiry" | "purchase" | "advice" | "reversal"
+    pan_masked: str  # first 6 / last 4 (never a full PAN in the journal)
+    bank_code: str | None  # issuer the request was routed to (None when refused before routing)
+    amount_idr: int
+    rc: str
+    approval_code: str | None
+    balance_idr: int | None
+    request_hash: str  # sha256 hex of the request (duplicate detection)
+    response: dict  # the response fields (text values) for replaying a duplicate, without MAC
+    original_rrn: str | None  # for reversals: the RRN of the reversed purchase (None if unknown)
+    bank_latency_ms: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    rrn: str | None
+    tid: str
+    stan: str
+    mti: str
+    direction: str  # "terminal_in" | "terminal_out" | "bank_out" | "bank_in"
+    rc: str | None
+    fields: dict  # already masked by the caller (PAN masked, no PIN block, no MAC)
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SafEntry:
+    id: int
+    rrn: str
+    bank_code: str
+    body: dict  # the JSON body of the bank reversal request
+    created_at: datetime
+    attempts: int
+    last_error: str | None
+
+
+TRANSACTION_FIELDS = tuple(f.name for f in fields(TransactionRecord))
+MESSAGE_FIELDS = tuple(f.name for f in fields(MessageRecord))
+TERMINAL_FIELDS = tuple(f.name for f in fields(TerminalRecord))
+
+_transactions = Transaction.__table__
+_terminals = Terminal.__table__
+_keys = TerminalKey.__table__
+_saf = SafEntryRow.__table__
+_attempts = SafAttempt.__table__
+
+# -- statements, built once ---------------------------------------------------------------------
+
+_INSERT_TRANSACTIONS = {
+    # No conflict target: a row whose key (or RRN) is already journalled is skipped, never an
+    # error that would lose the rest of the batch.
+    "postgresql": postgresql_insert(_transactions).on_conflict_do_nothing(),
+    "sqlite": sqlite_insert(_transactions).on_conflict_do_nothing(),
+}
+_INSERT_MESSAGES = insert(MessageLog.__table__)
+_INSERT_TERMINALS = insert(_terminals)
+_INSERT_KEYS = insert(_keys)
+_INSERT_SAF = insert(_saf).returning(_saf.c.id)
+_INSERT_ATTEMPT = insert(_attempts)
+
+_FIND = select(*(_transactions.c[name] for name in TRANSACTION_FIELDS)).where(
+    _transactions.c.tid == bindparam("tid"),
+    _transactions.c.stan == bindparam("stan"),
+    _transactions.c.transmission_date == bindparam("day"),
+    _transactions.c.kind == bindparam("kind"),
+)
+_MAX_RRN = select(func.max(_transactions.c.rrn))
+
+_TERMINAL_COLUMNS = tuple(_terminals.c[name] for name in TERMINAL_FIELDS)
+_TERMINAL = select(*_TERMINAL_COLUMNS).where(_terminals.c.tid == bindparam("tid"))
+_TERMINALS = select(*_TERMINAL_COLUMNS).order_by(_terminals.c.tid)
+_KNOWN_TIDS = select(_terminals.c.tid)
+
+_LATEST_KEYS = select(_keys.c.tid, _keys.c.tpk_lmk, _keys.c.tak_lmk).where(
+    _keys.c.id.in_(select(func.max(_keys.c.id)).group_by(_keys.c.tid))
+)
+
+
+def saf_attempt_count():  # noqa: ANN201
+    """Scalar subquery: how many delivery attempts a SAF entry has had."""
+    return select(func.count(_attempts.c.id)).where(_attempts.c.saf_id == _saf.c.id).scalar_subquery()
+
+
+def saf_last_error():  # noqa: ANN201
+    """Scalar subquery: the detail of a SAF entry's latest failed attempt."""
+    return (
+        select(_attempts.c.detail)
+        .where(_attempts.c.saf_id == _saf.c.id, _attempts.c.outcome == ERROR)
+        .order_by(_attempts.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def saf_acked():  # noqa: ANN201
+    """EXISTS: the bank has acknowledged this SAF entry."""
+    return select(_attempts.c.id).where(_attempts.c.saf_id == _saf.c.id, _attempts.c.outcome == ACK).exists()
+
+
+_PENDING_SAF = (
+    select(
+        _saf.c.id,
+        _saf.c.rrn,
+        _saf.c.bank_code,
+        _saf.c.body,
+        _saf.c.created_at,
+        saf_attempt_count().label("attempts"),
+        saf_last_error().label("last_error"),
+    )
+    .where(~saf_acked())
+    .order_by(_saf.c.id)
+    .limit(bindparam("limit"))
+)
+
+
+def transaction_from_row(row: Row) -> TransactionRecord:
+    mapping = row._mapping
+    return TransactionRecord(**{name: mapping[name] for name in TRANSACTION_FIELDS})
+
+
+def saf_entry_from_row(row: Row) -> SafEntry:
+    return SafEntry(
+        id=row.id,
+        rrn=row.rrn,
+        bank_code=row.bank_code,
+        body=row.body,
+        created_at=row.created_at,
+        attempts=int(row.attempts),
+        last_error=row.last_error,
+    )
+
+
+class Journal:
+    """Reads and appends on the switch's database (an SQLite file or a PostgreSQL schema)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._insert_transactions = _INSERT_TRANSACTIONS[db.dialect]
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (Alembic upgrade head)."""
+        migrate.upgrade(self.db)
+
+    # -- terminals and keys ---------------------------------------------------------------------
+
+    def ensure_terminals(self, records: Sequence[TerminalRecord], at: datetime) -> int:
+        """Register the terminals not known yet (a known one is left as it is); returns how many."""
+        with self.db.begin() as conn:
+            known = set(conn.execute(_KNOWN_TIDS).scalars())
+            rows: dict[str, dict] = {}
+            for record in records:
+                if record.tid not in known and record.tid not in rows:
+                    rows[record.tid] = {**{n: getattr(record, n) for n in TERMINAL_FIELDS}, "registered_at": at}
+            if rows:
+                conn.execute(_INSERT_TERMINALS, list(rows.values()))
+        return len(rows)
+
+    def terminal(self, tid: str) -> TerminalRecord | None:
+        with self.db.read() as conn:
+            row = conn.execute(_TERMINAL, {"tid": tid}).one_or_none()
+        return TerminalRecord(*row) if row is not None else None
+
+    def terminals(self) -> list[TerminalRecord]:
+        with self.db.read() as conn:
+            return [TerminalRecord(*row) for row in conn.execute(_TERMINALS)]
+
+    def append_working_keys(self, tid: str, tpk_lmk: str, tak_lmk: str, at: datetime) -> None:
+        """Record a key exchange of a registered terminal; older rows stay as history."""
+        with self.db.begin() as conn:
+            conn.execute(_INSERT_KEYS, {"tid": tid, "tpk_lmk": tpk_lmk, "tak_lmk": tak_lmk, "at": at})
+
+    def latest_working_keys(self) -> dict[str, tuple[str, str]]:
+        """tid -> (TPK, TAK) under the LMK, from each terminal's newest key exchange."""
+        with self.db.read() as conn:
+            return {tid: (tpk, tak) for tid, tpk, tak in conn.execute(_LATEST_KEYS)}
+
+    # -- transactions and messages ---------------------------------------------------------------
+
+    def record(self, transactions: Sequence[TransactionRecord], messages: Sequence[MessageRecord]) -> None:
+        """Append a batch in one database transaction.
+
+        A transaction whose key is already journalled is skipped; messages are always appended."""
+        transaction_rows = [{n: getattr(t, n) for n in TRANSACTION_FIELDS} for t in transactions]
+        message_rows = [{n: getattr(m, n) for n in MESSAGE_FIELDS} for m in messages]
+        if not transaction_rows and not message_rows:
+            return
+        with self.db.begin() as conn:
+            if transaction_rows:
+                conn.execute(self._insert_transactions, transaction_rows)
+            if message_rows:
+                conn.execute(_INSERT_MESSAGES, message_rows)
+
+    def find(self, tid: str, stan: str, transmission_date: date, kind: str) -> TransactionRecord | None:
+        params = {"tid": tid, "stan": stan, "day": transmission_date, "kind": kind}
+        with self.db.read() as conn:
+            row = conn.execute(_FIND, params).one_or_none()
+        return transaction_from_row(row) if row is not None else None
+
+    def max_rrn(self) -> str | None:
+        """The highest RRN journalled so far (RRNs are zero-padded digits), None when empty."""
+        with self.db.read() as conn:
+            return conn.execute(_MAX_RRN).scalar_one()
+
+    # -- store and forward -----------------------------------------------------------------------
+
+    def enqueue_saf(self, rrn: str, bank_code: str, body: dict, at: datetime) -> int:
+        """Store a reversal for delivery to `bank_code`; returns the entry id."""
+        with self.db.begin() as conn:
+            params = {"rrn": rrn, "bank_code": bank_code, "body": body, "created_at": at}
+            return conn.execute(_INSERT_SAF, params).scalar_one()
+
+    def pending_saf(self, limit: int = 100) -> list[SafEntry]:
+        """Entries the bank has not acknowledged yet, oldest first."""
+        with self.db.read() as conn:
+            return [saf_entry_from_row(row) for row in conn.execute(_PENDING_SAF, {"limit": limit})]
+
+    def record_saf_attempt(self, saf_id: int, outcome: str, detail: str | None, at: datetime) -> None:
+        """One delivery try: 'ack' (the bank answered; the entry is done) or 'error'."""
+        if outcome not in OUTCOMES:
+            raise ValueError(f"SAF outcome must be one of {', '.join(OUTCOMES)}, got {outcome!r}")
+        with self.db.begin() as conn:
+            conn.execute(_INSERT_ATTEMPT, {"saf_id": saf_id, "outcome": outcome, "detail": detail, "at": at})
+

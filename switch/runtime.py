@@ -1,0 +1,138 @@
+"""The running switch: journal, HSM, bank client, ISO listener, SAF forwarder and ops API."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+import uvicorn
+
+from shared.banks import BANKS, DEMO_TERMINALS_PER_BANK
+from shared.db import Database, sqlite_url
+from shared.keys import demo_terminal_master_key_hex
+
+from switch.bank_client import BankClient
+from switch.core import SwitchCore
+from switch.hsm import SwitchHsm
+from switch.journal import Journal, TerminalRecord
+from switch.journal_writer import JournalWriter
+from switch.saf import SafForwarder
+from switch.server import IsoServer
+from switch.settings import SwitchSettings
+
+log = logging.getLogger("switch")
+
+
+def wib_now() -> datetime:
+    from bank_penyalur.clock import SystemClock  # the same business clock (WIB) as the banks
+
+    return SystemClock().now()
+
+
+def database_for(settings: SwitchSettings) -> Database:
+    url = settings.database_url or sqlite_url(settings.data_dir, "switch")
+    return Database(url, schema=settings.db_schema)
+
+
+def demo_terminals(hsm: SwitchHsm) -> list[TerminalRecord]:
+    records = []
+    for bank in BANKS.values():
+        for serial in range(1, DEMO_TERMINALS_PER_BANK + 1):
+            tid = bank.terminal_id(serial)
+            tmk = bytes.fromhex(demo_terminal_master_key_hex(tid))
+            name = f"EDC {bank.code.upper()} e-Warong {serial}"
+            records.append(TerminalRecord(tid, bank.merchant_id(serial), bank.code, name, hsm.wrap_for_storage(tmk)))
+    return records
+
+
+class SwitchRuntime:
+    def __init__(self, settings: SwitchSettings, now: Callable[[], datetime] = wib_now) -> None:
+        self.settings = settings
+        self.now = now
+        self.db = database_for(settings)
+        self.journal = Journal(self.db)
+        self.hsm = SwitchHsm(settings.lmk, {code: settings.zpk_for(code) for code in BANKS})
+        self.banks = BankClient(settings.bank_urls, settings.bank_timeout_ms, settings.bank_connections_max)
+        self.writer = JournalWriter(self.journal, settings.journal_queue_max, settings.journal_batch_max)
+        self.saf = SafForwarder(self.journal, self.banks, now, settings.saf_interval_ms, settings.saf_batch_max)
+        self.core: SwitchCore | None = None
+        self.iso: IsoServer | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._ops: uvicorn.Server | None = None
+
+    async def start(self, with_ops_api: bool = True) -> None:
+        await asyncio.to_thread(self._prepare_storage)
+        self.core = await asyncio.to_thread(self._build_core)
+        self.writer.start()
+        s = self.settings
+        self.iso = IsoServer(self.core, s.host, s.iso_port, s.frame_bytes_max, s.idle_timeout_ms, s.inflight_per_connection_max, s.connections_max)
+        await self.iso.start()
+        self._tasks.append(asyncio.create_task(self.saf.run(), name="saf"))
+        if with_ops_api:
+            await self._start_ops_api()
+        log.info("switch listening: ISO 8583 on %s:%d", s.host, self.iso.port)
+
+    def _prepare_storage(self) -> None:
+        self.journal.migrate()
+        self.journal.ensure_terminals(demo_terminals(self.hsm), self.now())
+
+    def _build_core(self) -> SwitchCore:
+        keys = {
+            tid: self.hsm.working_keys_from_storage(tpk, tak)
+            for tid, (tpk, tak) in self.journal.latest_working_keys().items()
+        }
+        last = self.journal.max_rrn()
+        return SwitchCore(
+            hsm=self.hsm,
+            banks=self.banks,
+            terminals=self.journal.terminals(),
+            working_keys=keys,
+            last_rrn=int(last) if last and last.isdigit() else 0,
+            now=self.now,
+            journal_sink=self.writer.put,
+            persist_keys=self._persist_keys,
+            enqueue_saf=self.saf.enqueue,
+            duplicates_max=self.settings.duplicates_remembered_max,
+        )
+
+    async def _persist_keys(self, tid: str, tpk_lmk: str, tak_lmk: str) -> None:
+        await asyncio.to_thread(self.journal.append_working_keys, tid, tpk_lmk, tak_lmk, self.now())
+
+    async def _start_ops_api(self) -> None:
+        from switch.ops.app import create_ops_app
+
+        app = create_ops_app(self.journal, self.live_stats)
+        config = uvicorn.Config(app, host=self.settings.host, port=self.settings.ops_port, log_level="warning", access_log=False)
+        self._ops = uvicorn.Server(config)
+        self._ops.install_signal_handlers = lambda: None  # the runtime owns signals
+        self._tasks.append(asyncio.create_task(self._ops.serve(), name="ops-api"))
+
+    def live_stats(self) -> dict:
+        return {
+            "connections": self.iso.connections if self.iso else 0,
+            "frames": self.iso.frames if self.iso else 0,
+            "journal_backlog": self.writer.backlog,
+            "journal_failed_batches": self.writer.failed_batches,
+            "saf_delivered": self.saf.delivered,
+            "banks": self.banks.stats(),
+        }
+
+    async def stop(self) -> None:
+        if self.iso:
+            await self.iso.stop()
+        if self._ops:
+            self._ops.should_exit = True
+        for task in self._tasks:
+            if task.get_name() == "ops-api":
+                try:
+                    await asyncio.wait_for(task, timeout=5)
+                except (TimeoutError, asyncio.CancelledError):
+                    pass
+            else:
+                task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.banks.close()
+        await asyncio.to_thread(self.writer.stop)
+        self.db.dispose()

@@ -1,0 +1,167 @@
+"""ORM tables of the switch journal. Every table is append-only: nothing is updated or deleted.
+
+- `terminals` are the EDCs the switch knows, with their master key wrapped under the LMK;
+  `terminal_keys` holds every working-key exchange (the newest row of a terminal wins).
+- `transactions` holds one row per financial request (key: terminal, STAN, date, kind) with the
+  answer it got, for duplicate replay, operations queries and settlement totals.
+- `messages` is the message trail (terminal and bank legs), already masked by the caller.
+- `saf_entries` are reversals to store and forward to a bank; `saf_attempts` records each try
+  (an entry is pending until it has an 'ack' attempt).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+# Transaction kinds
+INQUIRY = "inquiry"
+PURCHASE = "purchase"
+ADVICE = "advice"
+REVERSAL = "reversal"
+KINDS = (INQUIRY, PURCHASE, ADVICE, REVERSAL)
+
+# Message directions
+TERMINAL_IN = "terminal_in"
+TERMINAL_OUT = "terminal_out"
+BANK_OUT = "bank_out"
+BANK_IN = "bank_in"
+DIRECTIONS = (TERMINAL_IN, TERMINAL_OUT, BANK_OUT, BANK_IN)
+
+# SAF attempt outcomes
+ACK = "ack"
+ERROR = "error"
+OUTCOMES = (ACK, ERROR)
+
+# Row ids that grow past 2**31 on PostgreSQL; SQLite needs INTEGER for its rowid alias.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Terminal(Base):
+    __tablename__ = "terminals"
+
+    tid: Mapped[str] = mapped_column(String(8), primary_key=True)
+    mid: Mapped[str] = mapped_column(String(15), index=True)
+    bank_code: Mapped[str] = mapped_column(String(10))  # acquiring bank
+    name: Mapped[str] = mapped_column(String(100))
+    tmk_lmk: Mapped[str] = mapped_column(String(32))  # terminal master key under the LMK, hex
+    registered_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class TerminalKey(Base):
+    """A working-key exchange: the terminal's PIN and MAC keys, wrapped under the LMK."""
+
+    __tablename__ = "terminal_keys"
+    __table_args__ = (Index("ix_terminal_keys_latest", "tid", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    tid: Mapped[str] = mapped_column(ForeignKey("terminals.tid"))
+    tpk_lmk: Mapped[str] = mapped_column(String(32))
+    tak_lmk: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Transaction(Base):
+    __tablename__ = "transactions"
+    __table_args__ = (
+        UniqueConstraint("tid", "stan", "transmission_date", "kind", name="uq_transactions_key"),
+        CheckConstraint(_in("kind", KINDS), name="kind"),
+        CheckConstraint("amount_idr >= 0", name="amount_not_negative"),
+        Index("ix_transactions_settlement", "transmission_date", "bank_code"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    rrn: Mapped[str] = mapped_column(String(12), unique=True)
+    tid: Mapped[str] = mapped_column(String(8), index=True)
+    mid: Mapped[str] = mapped_column(String(15), index=True)
+    stan: Mapped[str] = mapped_column(String(6))
+    transmission_date: Mapped[date] = mapped_column(Date)
+    mti: Mapped[str] = mapped_column(String(4))
+    kind: Mapped[str] = mapped_column(String(10))
+    pan_masked: Mapped[str] = mapped_column(String(19), index=True)
+    bank_code: Mapped[str | None] = mapped_column(String(10), index=True)  # issuer routed to
+    amount_idr: Mapped[int] = mapped_column(BigInteger)
+    rc: Mapped[str] = mapped_column(String(2), index=True)
+    approval_code: Mapped[str | None] = mapped_column(String(6))
+    balance_idr: Mapped[int | None] = mapped_column(BigInteger)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    response: Mapped[dict] = mapped_column(JSON)  # response fields for replaying a duplicate
+    original_rrn: Mapped[str | None] = mapped_column(String(12), index=True)  # a reversal's purchase
+    bank_latency_ms: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class MessageLog(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        CheckConstraint(_in("direction", DIRECTIONS), name="direction"),
+        Index("ix_messages_terminal_stan", "tid", "stan"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    rrn: Mapped[str | None] = mapped_column(String(12), index=True)
+    tid: Mapped[str] = mapped_column(String(8))
+    stan: Mapped[str] = mapped_column(String(6))
+    mti: Mapped[str] = mapped_column(String(4))
+    direction: Mapped[str] = mapped_column(String(12))
+    rc: Mapped[str | None] = mapped_column(String(2))
+    fields: Mapped[dict] = mapped_column(JSON)
+    at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class SafEntryRow(Base):
+    """A reversal to deliver to a bank until it answers (store and forward)."""
+
+    __tablename__ = "saf_entries"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    rrn: Mapped[str] = mapped_column(String(12), index=True)
+    bank_code: Mapped[str] = mapped_column(String(10))
+    body: Mapped[dict] = mapped_column(JSON)  # the bank reversal request
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class SafAttempt(Base):
+    __tablename__ = "saf_attempts"
+    __table_args__ = (
+        CheckConstraint(_in("outcome", OUTCOMES), name="outcome"),
+        Index("ix_saf_attempts_entry", "saf_id", "outcome"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    saf_id: Mapped[int] = mapped_column(ForeignKey("saf_entries.id"))
+    outcome: Mapped[str] = mapped_column(String(5))
+    detail: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime)

@@ -1,0 +1,243 @@
+"""A purchase travels card -> terminal -> switch -> bank ledger and back, over the real protocol.
+
+One network per storage (SQLite files, or schemas on the real PostgreSQL): a bank process and
+the switch on ephemeral ports. Every test leaves the bank's ledger balanced.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from shared import iso8583, protocol, rc
+from shared.banks import get_bank
+
+from bank_penyalur import store
+from bank_penyalur.demo import fixture, generator
+from bank_penyalur.ledger import check_ledger
+from tests.conftest import pg_skip_reason, postgres_url
+from tests.switch.network import Network, raw_terminal
+
+BNI = get_bank("bni")
+CARDS = {c.label: c for c in fixture.demo_cards(BNI)}
+BENEFIT_IDR = 150_000
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def network(request, tmp_path_factory) -> Iterator[Network]:  # noqa: ANN001
+    tmp = tmp_path_factory.mktemp(f"net-{request.param}")
+    storage: dict = {"data_dir": tmp}
+    if request.param == "postgresql":
+        reason = pg_skip_reason()
+        if reason:
+            pytest.skip(reason)
+        storage |= {"database_url": postgres_url(), "db_schema": f"e2e_{uuid.uuid4().hex[:10]}"}
+    net = Network(tmp, storage).start()
+    yield net
+    net.stop()
+    if "db_schema" in storage:
+        engine = create_engine(postgres_url())
+        with engine.begin() as conn:
+            for suffix in ("bni", "switch"):
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{storage["db_schema"]}_{suffix}" CASCADE'))
+        engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def ledger_balanced(network: Network) -> Iterator[None]:
+    yield
+    runtime = network.bank_runtime("bni")
+    try:
+        with runtime.db.read() as conn:
+            result = check_ledger(conn)
+        assert result.ok and result.balance_sum_idr == 0, result
+    finally:
+        runtime.close()
+
+
+def balance_of(network: Network, pan: str) -> int:
+    runtime = network.bank_runtime("bni")
+    try:
+        with runtime.db.read() as conn:
+            state = store.card_state(conn, pan)
+        assert state is not None
+        return state.balance_idr
+    finally:
+        runtime.close()
+
+
+def wait_until(predicate, timeout_s: float = 15.0) -> bool:  # noqa: ANN001
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+@pytest.fixture
+def edc(network: Network):  # noqa: ANN201
+    terminal = raw_terminal(network, serial=1)
+    assert terminal.sign_on()["39"] == rc.APPROVED
+    yield terminal
+    terminal.close()
+
+
+def card(index: int) -> generator.GeneratedKpm:
+    """A funded, activated generated card not used by any other test."""
+    person = generator.generated_kpm(BNI, index)
+    assert person.spendable, index
+    return person
+
+
+# -- Cek, Bayar and the field situations -------------------------------------------------------
+
+
+def test_cek_answers_the_balance(edc) -> None:  # noqa: ANN001
+    answer = edc.inquiry(CARDS["pkh_combo"].pan, CARDS["pkh_combo"].pin)
+    assert answer["t"] == "0110" and answer["39"] == rc.APPROVED
+    assert protocol.parse_balance_field(answer["54"]) == BENEFIT_IDR
+    assert len(answer["37"]) == 12
+
+
+def test_bayar_reduces_the_balance_by_the_amount(network, edc) -> None:  # noqa: ANN001
+    normal = CARDS["normal"]
+    answer = edc.purchase(normal.pan, normal.pin, 35_000)
+    assert (answer["t"], answer["39"]) == ("0210", rc.APPROVED)
+    assert protocol.parse_balance_field(answer["54"]) == BENEFIT_IDR - 35_000
+    assert len(answer["38"]) == 6
+    assert balance_of(network, normal.pan) == BENEFIT_IDR - 35_000
+
+
+@pytest.mark.parametrize(
+    ("label", "expected"),
+    [("zero_balance", rc.INSUFFICIENT_FUNDS), ("no_emoney", rc.NO_EMONEY_ACCOUNT), ("lost", rc.LOST_CARD), ("blocked", rc.RESTRICTED_CARD)],
+)
+def test_field_situations(edc, label: str, expected: str) -> None:  # noqa: ANN001
+    demo = CARDS[label]
+    assert edc.purchase(demo.pan, demo.pin, 10_000)["39"] == expected
+
+
+def test_wrong_pins_block_the_card_even_for_the_right_pin(edc) -> None:  # noqa: ANN001
+    person = card(0)
+    codes = [edc.purchase(person.pan, "000000" if person.pin != "000000" else "111111", 1_000)["39"] for _ in range(3)]
+    assert codes == [rc.WRONG_PIN, rc.WRONG_PIN, rc.PIN_TRIES_EXCEEDED]
+    assert edc.purchase(person.pan, person.pin, 1_000)["39"] == rc.PIN_TRIES_EXCEEDED
+
+
+def test_replaced_card_reaches_the_same_balance(network, edc) -> None:  # noqa: ANN001
+    new = CARDS["replaced_new"]
+    assert protocol.parse_balance_field(edc.inquiry(new.pan, new.pin)["54"]) == BENEFIT_IDR
+    assert edc.purchase(CARDS["replaced_old"].pan, CARDS["replaced_old"].pin, 10_000)["39"] == rc.RESTRICTED_CARD
+
+
+def test_unknown_card_number_is_refused(edc) -> None:  # noqa: ANN001
+    assert edc.purchase("9999990000000000", "123456", 10_000)["39"] == rc.INVALID_CARD
+
+
+# -- reversals and duplicates ------------------------------------------------------------------
+
+
+def test_reversal_restores_the_balance_exactly_once(network, edc) -> None:  # noqa: ANN001
+    person = card(1)
+    purchase = edc.purchase_doc(person.pan, person.pin, 20_000)
+    assert edc.exchange(purchase)["39"] == rc.APPROVED
+    assert edc.reversal(purchase)["39"] == rc.APPROVED
+    assert edc.reversal(purchase, repeat=True)["39"] == rc.APPROVED
+    assert balance_of(network, person.pan) == BENEFIT_IDR
+
+
+def test_duplicate_stan_gets_the_same_answer_and_one_posting(network, edc) -> None:  # noqa: ANN001
+    person = card(2)
+    message = iso8583.encode_with_mac(edc.purchase_doc(person.pan, person.pin, 15_000), edc.tak)
+    answers = []
+    for _ in range(3):
+        edc.send_message(message)
+        answers.append(edc.read_message()[1])
+    assert answers[0] == answers[1] == answers[2]
+    assert answers[0]["39"] == rc.APPROVED
+    assert balance_of(network, person.pan) == BENEFIT_IDR - 15_000
+
+
+def test_same_stan_with_another_amount_is_a_duplicate(network, edc) -> None:  # noqa: ANN001
+    person = card(3)
+    first = edc.purchase_doc(person.pan, person.pin, 15_000)
+    assert edc.exchange(first)["39"] == rc.APPROVED
+    second = {**first, "4": "000000160000"}
+    assert edc.exchange(second)["39"] == rc.DUPLICATE
+    assert balance_of(network, person.pan) == BENEFIT_IDR - 15_000
+
+
+# -- the network misbehaving ---------------------------------------------------------------------
+
+
+def test_malformed_frames_get_30_and_the_connection_keeps_serving(edc) -> None:  # noqa: ANN001
+    edc.send_message(b"0200" + b"\xff" * 3)  # readable MTI, broken bitmap
+    reply, answer = edc.read_message()
+    assert (answer["t"], answer["39"]) == ("0210", rc.FORMAT_ERROR)
+    edc.send_message(b"\x00garbage")  # no MTI: dropped with a log line
+    edc.send_raw((5_000).to_bytes(2, "big") + b"\x60" + b"x" * 4_999)  # oversize frame: dropped
+    assert edc.echo()["39"] == rc.APPROVED
+
+
+def test_unknown_terminal_is_refused_at_sign_on(network) -> None:  # noqa: ANN001
+    from tests.switch.network import RawTerminal
+
+    stranger = RawTerminal("XYZ00001", "EWXYZ0000000001", network.iso_port).connect()
+    try:
+        assert stranger.sign_on()["39"] == rc.NOT_PERMITTED_TERMINAL
+    finally:
+        stranger.close()
+
+
+def test_a_bad_mac_is_refused(network, edc) -> None:  # noqa: ANN001
+    person = card(4)
+    message = bytearray(iso8583.encode_with_mac(edc.purchase_doc(person.pan, person.pin, 5_000), edc.tak))
+    message[-1] ^= 0xFF
+    edc.send_message(bytes(message))
+    assert edc.read_message()[1]["39"] == rc.INVALID_TRANSACTION
+    assert balance_of(network, person.pan) == BENEFIT_IDR
+
+
+def test_bank_down_gives_91_and_nothing_moves(network, edc) -> None:  # noqa: ANN001
+    person = card(5)
+    bank = network.banks["bni"]
+    bank.stop()
+    try:
+        assert edc.purchase(person.pan, person.pin, 10_000)["39"] == rc.ISSUER_UNAVAILABLE
+    finally:
+        bank.start()
+    assert balance_of(network, person.pan) == BENEFIT_IDR
+    assert edc.purchase(person.pan, person.pin, 10_000)["39"] == rc.APPROVED
+
+
+def test_bank_silent_gives_91_and_the_stored_reversal_gives_the_money_back(network, edc) -> None:  # noqa: ANN001
+    person = card(6)
+    bank = network.banks["bni"]
+    bank.freeze()
+    try:
+        answer = edc.purchase(person.pan, person.pin, 25_000)
+    finally:
+        bank.thaw()
+    assert answer["39"] == rc.ISSUER_UNAVAILABLE
+    # The frozen bank now answers the purchase the terminal gave up on; the stored reversal follows.
+    assert wait_until(lambda: network.switch.journal.pending_saf() == [])
+    assert balance_of(network, person.pan) == BENEFIT_IDR
+
+
+def test_stored_reversals_survive_a_switch_restart(network, edc) -> None:  # noqa: ANN001
+    person = card(7)
+    bank = network.banks["bni"]
+    bank.freeze()
+    try:
+        assert edc.purchase(person.pan, person.pin, 30_000)["39"] == rc.ISSUER_UNAVAILABLE
+        network.stop_switch()  # the reversal is stored, not yet delivered
+    finally:
+        bank.thaw()
+    network.start_switch()
+    assert wait_until(lambda: network.switch.journal.pending_saf() == [])
+    assert wait_until(lambda: balance_of(network, person.pan) == BENEFIT_IDR)
