@@ -65,6 +65,8 @@ class IsoServer:
         tasks: set[asyncio.Task] = set()
         try:
             await self._read_loop(reader, writer, slots, write_lock, tasks)
+        except asyncio.CancelledError:
+            pass  # the server is stopping: this connection task ends here, quietly
         finally:
             if self._stopping:
                 for task in tasks:

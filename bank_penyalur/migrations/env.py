@@ -1,17 +1,6 @@
 """Alembic environment: migrations run on the connection handed over by `bank_penyalur.migrate`."""
 
-from __future__ import annotations
-
-from alembic import context
-
 from bank_penyalur.tables import Base
+from shared.migrate import run_migrations
 
-connection = context.config.attributes["connection"]
-context.configure(
-    connection=connection,
-    target_metadata=Base.metadata,
-    render_as_batch=connection.dialect.name == "sqlite",
-    compare_type=True,
-)
-with context.begin_transaction():
-    context.run_migrations()
+run_migrations(Base.metadata)

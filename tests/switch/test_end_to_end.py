@@ -87,11 +87,12 @@ def edc(network: Network):  # noqa: ANN201
     terminal.close()
 
 
+SPENDABLE = [p for p in (generator.generated_kpm(BNI, i) for i in range(40)) if p.spendable]
+
+
 def card(index: int) -> generator.GeneratedKpm:
-    """A funded, activated generated card not used by any other test."""
-    person = generator.generated_kpm(BNI, index)
-    assert person.spendable, index
-    return person
+    """The index-th funded, activated generated card; each test uses its own."""
+    return SPENDABLE[index]
 
 
 # -- Cek, Bayar and the field situations -------------------------------------------------------
@@ -241,3 +242,58 @@ def test_stored_reversals_survive_a_switch_restart(network, edc) -> None:  # noq
     network.start_switch()
     assert wait_until(lambda: network.switch.journal.pending_saf() == [])
     assert wait_until(lambda: balance_of(network, person.pan) == BENEFIT_IDR)
+
+
+# -- the EDC terminal itself (headless), over the same network ---------------------------------
+
+
+def run_edc(network: Network, command: str, **inputs) -> dict:  # noqa: ANN003
+    import asyncio
+
+    from edc_terminal.headless import run
+
+    data_dir = network.tmp / "edc"
+    return asyncio.run(run(command, "BNI00002", "127.0.0.1", network.iso_port, data_dir, timeout_ms=5_000, **inputs))
+
+
+def test_edc_cek_and_bayar_print_the_remaining_balance(network) -> None:  # noqa: ANN001
+    person = card(8)
+    cek = run_edc(network, "cek", pan=person.pan, pin=person.pin)
+    assert (cek["rc"], cek["balance"]) == (rc.APPROVED, BENEFIT_IDR)
+    bayar = run_edc(network, "bayar", pan=person.pan, pin=person.pin, amount_idr=42_500)
+    assert (bayar["rc"], bayar["balance"]) == (rc.APPROVED, BENEFIT_IDR - 42_500)
+    assert "Rp107.500" in bayar["receipt"] and person.pan not in bayar["receipt"]
+    assert balance_of(network, person.pan) == BENEFIT_IDR - 42_500
+
+
+def test_edc_reversal_gives_back_the_last_purchase(network) -> None:  # noqa: ANN001
+    person = card(9)
+    assert run_edc(network, "bayar", pan=person.pan, pin=person.pin, amount_idr=10_000)["rc"] == rc.APPROVED
+    assert run_edc(network, "reversal")["rc"] == rc.APPROVED
+    assert balance_of(network, person.pan) == BENEFIT_IDR
+
+
+def test_edc_wrong_pin_is_told_in_bahasa_indonesia(network) -> None:  # noqa: ANN001
+    person = card(10)
+    answer = run_edc(network, "bayar", pan=person.pan, pin="000000" if person.pin != "000000" else "111111", amount_idr=5_000)
+    assert answer["rc"] == rc.WRONG_PIN
+    assert answer["rc_text"] == rc.lookup(rc.WRONG_PIN).text_id
+
+
+def test_ops_api_traces_a_purchase_by_rrn_with_the_pan_masked(network, edc) -> None:  # noqa: ANN001
+    import httpx
+
+    person = card(11)
+    answer = edc.purchase(person.pan, person.pin, 12_000)
+    assert answer["39"] == rc.APPROVED
+
+    def traced() -> dict | None:
+        response = httpx.get(f"{network.ops_url}/v1/transactions/{answer['37']}", timeout=5)
+        return response.json() if response.status_code == 200 else None
+
+    assert wait_until(lambda: traced() is not None, timeout_s=5)
+    trail = traced()
+    directions = [m["direction"] for m in trail["messages"]]
+    assert directions == ["terminal_in", "bank_out", "bank_in", "terminal_out"]
+    assert person.pan not in str(trail)
+    assert trail["transaction"]["amount_idr"] == 12_000
