@@ -297,3 +297,21 @@ def test_ops_api_traces_a_purchase_by_rrn_with_the_pan_masked(network, edc) -> N
     assert directions == ["terminal_in", "bank_out", "bank_in", "terminal_out"]
     assert person.pan not in str(trail)
     assert trail["transaction"]["amount_idr"] == 12_000
+
+
+# -- load (kept last: it spends from the generated cards the tests above use) ------------------
+
+
+def test_bench_drives_purchases_and_echoes_through_the_switch(network) -> None:  # noqa: ANN001
+    import asyncio
+
+    from sembako.bench import StanBook, run_echo, run_purchases
+
+    book = StanBook(network.tmp / "bench-stans.json")
+    load = asyncio.run(run_purchases("127.0.0.1", network.iso_port, 1.0, 4, 1, 40, None, book))
+    assert load["approved"] > 0 and load["errors"] == 0, load
+    assert load["p99_ms"] >= load["p50_ms"] > 0
+    echo = asyncio.run(run_echo("127.0.0.1", network.iso_port, 0.5, 4, 1, book))
+    assert echo["approved"] > 0 and echo["errors"] == 0 and echo["messages_per_s"] > 0
+    again = asyncio.run(run_purchases("127.0.0.1", network.iso_port, 0.5, 2, 1, 40, None, book))
+    assert "94" not in again["by_rc"], "STANs repeated across runs: the book must carry them on"
