@@ -87,21 +87,20 @@ class BankClient:
         return session
 
     async def send(self, bank_code: str, op: str, body: dict) -> BankReply | BankUnavailable:
-        started = time.perf_counter()
-        outcome = await self._send(bank_code, op, body, started)
+        outcome = await self._send(bank_code, op, body, time.perf_counter())
         self.counters[bank_code].count(outcome)
         return outcome
 
-    async def _send(self, bank_code: str, op: str, body: dict, started: float) -> BankReply | BankUnavailable:
+    async def _send(self, bank_code: str, op: str, body: dict, started_seconds: float) -> BankReply | BankUnavailable:
         try:
             async with self._session(bank_code).post(PATHS[op], json=body) as response:
                 status = response.status
                 answer = await response.json() if status == 200 else None
         except _NOT_SENT as exc:
-            return BankUnavailable(type(exc).__name__, False, _elapsed_ms(started))
+            return BankUnavailable(type(exc).__name__, False, _elapsed_ms(started_seconds))
         except _UNKNOWN as exc:
-            return BankUnavailable(type(exc).__name__, True, _elapsed_ms(started))
-        latency_ms = _elapsed_ms(started)
+            return BankUnavailable(type(exc).__name__, True, _elapsed_ms(started_seconds))
+        latency_ms = _elapsed_ms(started_seconds)
         if status >= 500:
             return BankUnavailable(f"HTTP {status}", False, latency_ms)  # the bank rolled back
         if answer is None:
@@ -126,5 +125,5 @@ class BankClient:
         }
 
 
-def _elapsed_ms(started: float) -> int:
-    return int((time.perf_counter() - started) * 1000)
+def _elapsed_ms(started_seconds: float) -> int:
+    return int((time.perf_counter() - started_seconds) * 1000)

@@ -243,7 +243,7 @@ class SwitchCore:
     ) -> None:
         response = outcome.response
         rrn = outcome.rrn or str(response.get("37") or "") or None
-        amount = protocol.amount_idr(doc) if "4" in doc and kind != "inquiry" else 0
+        amount = _amount_or_zero(doc) if kind != "inquiry" else 0
         balance = protocol.parse_balance_field(str(response["54"])) if "54" in response else None
         record = TransactionRecord(
             rrn=rrn or self.next_rrn(),
@@ -377,6 +377,14 @@ class SwitchCore:
         else:
             response = protocol.response(doc, reply.rc, **self._answer_fields(rrn, reply))
         return Outcome(response, bank.code, rrn, reply.latency_ms, trail, original_rrn=original_rrn)
+
+
+def _amount_or_zero(doc: Message) -> int:
+    """Field 4 in rupiah for the journal; a malformed amount was already answered with 30."""
+    try:
+        return protocol.amount_idr(doc)
+    except MessageError:
+        return 0
 
 
 def reversal_body(tid: str, mid: str, pan: str, amount_idr: int, original_stan: str, original_day: date) -> dict:

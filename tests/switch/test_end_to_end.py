@@ -185,6 +185,13 @@ def test_malformed_frames_get_30_and_the_connection_keeps_serving(edc) -> None: 
     assert edc.echo()["39"] == rc.APPROVED
 
 
+def test_a_malformed_amount_gets_30_and_moves_nothing(network, edc) -> None:  # noqa: ANN001
+    person = card(12)
+    doc = {**edc.purchase_doc(person.pan, person.pin, 5_000), "4": "00000000050Z"}
+    assert edc.exchange(doc)["39"] == rc.FORMAT_ERROR
+    assert balance_of(network, person.pan) == BENEFIT_IDR
+
+
 def test_unknown_terminal_is_refused_at_sign_on(network) -> None:  # noqa: ANN001
     from tests.switch.network import RawTerminal
 
