@@ -16,7 +16,7 @@ from sqlalchemy import Connection, and_, exists, func, insert, literal, select, 
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from bank_penyalur.clock import Clock, period_bounds
+from shared.clock import Clock, period_bounds
 from shared.db import Database
 from bank_penyalur.registry import ensure_program_account
 from bank_penyalur.tables import (

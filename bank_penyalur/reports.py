@@ -21,7 +21,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Select, func, select, true
 
-from bank_penyalur.clock import period_bounds
+from shared.clock import period_bounds
 from bank_penyalur.tables import (
     ADVICE,
     DISBURSEMENT,

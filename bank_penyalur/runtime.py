@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from bank_penyalur import migrate
 from bank_penyalur.authorise import Policy
 from shared.banks import Bank, get_bank
-from bank_penyalur.clock import Clock, SystemClock
+from shared.clock import Clock, SystemClock
 from shared.db import Database, sqlite_url
 from bank_penyalur.hsm import Hsm
 from bank_penyalur.registry import ensure_program_account

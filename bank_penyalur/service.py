@@ -27,7 +27,7 @@ from bank_penyalur.authorise import (
     decide_inquiry,
     decide_purchase,
 )
-from bank_penyalur.clock import Clock
+from shared.clock import Clock
 from shared.db import Database
 from bank_penyalur.hsm import Hsm
 from bank_penyalur.ledger import balance_of, reversal_of

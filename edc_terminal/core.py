@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Protocol
 
 from shared import keys as keylib
@@ -31,6 +31,7 @@ from shared import pinblock, protocol
 from shared import rc as rc_table
 from shared.banks import demo_terminal
 from shared.cards import PAN_LENGTH_MAX, PAN_LENGTH_MIN, luhn_valid, mask_pan
+from shared.clock import Clock, SystemClock
 from shared.iso8583 import (
     ECHO,
     KEY_EXCHANGE,
@@ -49,7 +50,6 @@ from shared.pinblock import PIN_LENGTH
 from edc_terminal.receipt import KIND_INQUIRY, KIND_PURCHASE, KIND_REVERSAL, ReceiptData, render
 from edc_terminal.store import LastPurchase, PendingReversal, TerminalState, WorkingKeys
 
-WIB = timezone(timedelta(hours=7), "WIB")
 NO_ANSWER_RC = rc_table.ISSUER_UNAVAILABLE
 KEY_ERROR_RC = rc_table.SYSTEM_ERROR
 # A reversal answered with one of these is not settled: it is repeated, then kept pending. Any
@@ -61,17 +61,6 @@ TEXT_REVERSING = "Tidak ada jawaban. Membatalkan transaksi, mohon tunggu..."
 TEXT_BALANCE_RETURNED = "Transaksi dibatalkan, saldo akan dikembalikan."
 TEXT_REVERSAL_STORED = "Pembatalan disimpan dan dikirim ulang otomatis saat koneksi berikutnya."
 TEXT_NOT_SIGNED_ON = "Terminal belum sign-on. Lakukan sign-on terlebih dahulu."
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
-
-
-class SystemClock:
-    """Wall-clock time in WIB (UTC+7), as a naive datetime like the rest of the network."""
-
-    def now(self) -> datetime:
-        return datetime.now(WIB).replace(tzinfo=None)
 
 
 class StateSaver(Protocol):

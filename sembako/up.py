@@ -21,7 +21,7 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from shared.banks import BANKS, Bank
-from bank_penyalur.clock import period_of
+from shared.clock import period_of
 from bank_penyalur.demo import fixture, generator
 from bank_penyalur.disburse import disburse
 from bank_penyalur.runtime import BankRuntime

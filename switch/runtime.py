@@ -10,6 +10,7 @@ from datetime import datetime
 import uvicorn
 
 from shared.banks import BANKS, DEMO_TERMINALS_PER_BANK
+from shared.clock import SystemClock
 from shared.db import Database, sqlite_url
 from shared.keys import demo_terminal_master_key_hex
 
@@ -23,12 +24,12 @@ from switch.server import IsoServer
 from switch.settings import SwitchSettings
 
 log = logging.getLogger("switch")
+_CLOCK = SystemClock()
 
 
 def wib_now() -> datetime:
-    from bank_penyalur.clock import SystemClock  # the same business clock (WIB) as the banks
-
-    return SystemClock().now()
+    """Business time of the whole network: naive WIB (see shared.clock)."""
+    return _CLOCK.now()
 
 
 def database_for(settings: SwitchSettings) -> Database:

@@ -10,7 +10,7 @@ from datetime import datetime
 import pytest
 from sqlalchemy import create_engine, text
 
-from bank_penyalur.clock import FixedClock
+from shared.clock import FixedClock
 from shared.db import normalise_url
 
 PG_DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -19,7 +19,7 @@ from shared.cards import make_pan
 
 from bank_penyalur import registry
 from shared.banks import BANK_CODES, Bank
-from bank_penyalur.clock import Clock, period_of
+from shared.clock import Clock, period_of
 from shared.db import Database
 from bank_penyalur.demo import fixture
 from bank_penyalur.demo.names import FAMILY, GIVEN_FEMALE, GIVEN_MALE

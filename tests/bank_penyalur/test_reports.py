@@ -14,7 +14,7 @@ from shared import rc
 
 from bank_penyalur import registry
 from bank_penyalur.api.app import create_app
-from bank_penyalur.clock import FixedClock
+from shared.clock import FixedClock
 from bank_penyalur.disburse import disburse
 from bank_penyalur.registry import KpmCreate, MerchantCreate
 from bank_penyalur.reports import MEASURES, Measures, build_report, report_to_csv, report_to_dict

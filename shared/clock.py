@@ -1,4 +1,4 @@
-"""Business time of the bank: naive datetimes in Western Indonesian Time (WIB, UTC+7).
+"""Business time of the network: naive datetimes in Western Indonesian Time (WIB, UTC+7).
 
 Everything that reads the time takes a Clock, so tests and scenarios inject a fixed one.
 """
