@@ -197,12 +197,7 @@ async def run_purchases(
             answer = await connection.request(doc)
             figures.count(answer.get("39") if answer else None, (time.perf_counter() - started) * 1000)
 
-    started = time.monotonic()
-    await asyncio.gather(*(worker(i) for i in range(concurrency)))
-    elapsed = time.monotonic() - started
-    for connection in connections:
-        await connection.close()
-    book.save(connections)
+    elapsed = await _run_workers(worker, concurrency, connections, book)
     return figures.summary(elapsed, concurrency=concurrency, connections=len(connections), offered_rate=rate)
 
 
@@ -219,15 +214,22 @@ async def run_echo(host: str, port: int, seconds: float, concurrency: int, conne
             answer = await connection.request(doc, mac=False)
             figures.count(answer.get("39") if answer else None, (time.perf_counter() - started) * 1000)
 
+    elapsed = await _run_workers(worker, concurrency, connections, book)
+    result = figures.summary(elapsed, concurrency=concurrency, connections=len(connections))
+    result["messages_per_s"] = result.pop("tps")
+    return result
+
+
+async def _run_workers(worker, concurrency: int, connections: list[Connection], book: StanBook) -> float:  # noqa: ANN001
+    """Run `concurrency` workers to their deadline, close the connections, keep the STANs;
+    returns the elapsed seconds."""
     started = time.monotonic()
     await asyncio.gather(*(worker(i) for i in range(concurrency)))
     elapsed = time.monotonic() - started
     for connection in connections:
         await connection.close()
     book.save(connections)
-    result = figures.summary(elapsed, concurrency=concurrency, connections=len(connections))
-    result["messages_per_s"] = result.pop("tps")
-    return result
+    return elapsed
 
 
 class _Pacer:

@@ -9,7 +9,8 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, OperationalError
+
+from shared.http import add_storage_error_handlers
 
 from bank_penyalur.api.routes import (
     authorisations,
@@ -52,18 +53,4 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def _transition(_: Request, exc: TransitionError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
-    @app.exception_handler(DataError)
-    async def _unstorable(_: Request, exc: DataError) -> JSONResponse:
-        # e.g. a NUL character, which PostgreSQL text cannot hold; nothing was stored.
-        log.warning("refused unstorable value: %s", exc.orig)
-        return JSONResponse({"detail": "a value in the request cannot be stored (control characters?)"}, status_code=422)
-
-    @app.exception_handler(OperationalError)
-    async def _database(_: Request, exc: OperationalError) -> JSONResponse:
-        log.error("database unavailable: %s", exc.orig)
-        return JSONResponse({"detail": "database unavailable, try again"}, status_code=503)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return JSONResponse({"detail": "internal error; the request was not applied"}, status_code=500)
+    add_storage_error_handlers(app, log, "database")

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, OperationalError
+
+from shared.http import add_storage_error_handlers
 
 from switch.journal import Journal
 from switch.ops.routes import health, saf, settlement, stats, transactions
@@ -43,17 +44,4 @@ def _add_error_handlers(app: FastAPI) -> None:
         errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         return JSONResponse({"detail": errors}, status_code=422)
 
-    @app.exception_handler(DataError)
-    async def _unusable(_: Request, exc: DataError) -> JSONResponse:
-        log.warning("refused unusable query value: %s", exc.orig)
-        return JSONResponse({"detail": "a value in the request cannot be used (control characters?)"}, status_code=422)
-
-    @app.exception_handler(OperationalError)
-    async def _database(_: Request, exc: OperationalError) -> JSONResponse:
-        log.error("journal database unavailable: %s", exc.orig)
-        return JSONResponse({"detail": "journal database unavailable, try again"}, status_code=503)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return JSONResponse({"detail": "internal error"}, status_code=500)
+    add_storage_error_handlers(app, log, "journal database")
