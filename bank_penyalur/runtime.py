@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from bank_penyalur import migrate
 from bank_penyalur.authorise import Policy
+from bank_penyalur.batcher import AuthorisationBatcher
 from shared.banks import Bank, get_bank
 from shared.clock import Clock, SystemClock
 from shared.db import Database, sqlite_url
@@ -31,6 +32,7 @@ class BankRuntime:
     hsm: Hsm
     clock: Clock
     authoriser: Authoriser
+    batcher: AuthorisationBatcher
 
     @classmethod
     def start(cls, settings: BankSettings, clock: Clock | None = None) -> BankRuntime:
@@ -46,7 +48,12 @@ class BankRuntime:
             offline_limit_idr=settings.offline_limit_idr,
             advice_max_age_days=settings.advice_max_age_days,
         )
-        return cls(settings, get_bank(settings.bank), db, hsm, clock, Authoriser(db, hsm, clock, policy))
+        authoriser = Authoriser(db, hsm, clock, policy)
+        # SQLite has one writer at a time; PostgreSQL overlaps the round trips of a few writers.
+        writers = 1 if db.dialect == "sqlite" else settings.batch_writers_pg
+        batcher = AuthorisationBatcher(authoriser, settings.batch_max, settings.batch_queue_max, writers)
+        return cls(settings, get_bank(settings.bank), db, hsm, clock, authoriser, batcher)
 
     def close(self) -> None:
+        self.batcher.stop()
         self.db.dispose()

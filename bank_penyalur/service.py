@@ -75,44 +75,52 @@ class Authoriser:
         # e-Warong id -> ledger account id. Registrations are append-only and account ids never
         # change, so a hit stays true; misses are not cached (a shop may register later).
         self._merchant_accounts: dict[str, int] = {}
+        self._bodies: dict[str, Callable[[Connection, _Request], Outcome]] = {
+            "inquiry": self._inquiry,
+            "purchase": self._purchase,
+            "advice": self._advice,
+            "reversal": self._reversal,
+        }
 
     # -- the four operations -------------------------------------------------------------
 
     def inquiry(self, req: InquiryCreate) -> AuthorisationPublic:
-        return self._exactly_once("inquiry", req, self._inquiry)
+        return self.authorise("inquiry", req)
 
     def purchase(self, req: PurchaseCreate) -> AuthorisationPublic:
-        return self._exactly_once("purchase", req, self._purchase)
+        return self.authorise("purchase", req)
 
     def advice(self, req: AdviceCreate) -> AuthorisationPublic:
-        return self._exactly_once("advice", req, self._advice)
+        return self.authorise("advice", req)
 
     def reversal(self, req: ReversalCreate) -> AuthorisationPublic:
-        return self._exactly_once("reversal", req, self._reversal)
+        return self.authorise("reversal", req)
 
     # -- exactly once ----------------------------------------------------------------------
 
-    def _exactly_once(
-        self, op: str, req: _Request, body: Callable[[Connection, _Request], Outcome]
-    ) -> AuthorisationPublic:
-        digest = payload_hash(op, req)
+    def authorise(self, op: str, req: _Request) -> AuthorisationPublic:
+        """Answer one request in its own transaction."""
         for attempt in range(3):
             try:
                 with self.db.begin() as conn:
-                    stored = store.find_request(
-                        conn, op, req.terminal_id, req.stan, req.transmission_date
-                    )
-                    if stored is not None:
-                        return self._replay(stored, digest, req)
-                    outcome = body(conn, req)
-                    row = self._record(conn, op, req, digest, outcome)
-                    return self._answer(row, req)
+                    return self.answer_in(conn, op, req)
             except IntegrityError:
                 # A concurrent request with the same key (or reversing the same transfer)
                 # committed first; run again to answer from what it stored.
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
+
+    def answer_in(self, conn: Connection, op: str, req: _Request) -> AuthorisationPublic:
+        """Answer `req` inside an open write transaction: the stored answer for a repeat, else
+        decide and append. The caller commits (alone, or with a batch)."""
+        digest = payload_hash(op, req)
+        stored = store.find_request(conn, op, req.terminal_id, req.stan, req.transmission_date)
+        if stored is not None:
+            return self._replay(stored, digest, req)
+        outcome = self._bodies[op](conn, req)
+        row = self._record(conn, op, req, digest, outcome)
+        return self._answer(row, req)
 
     def _replay(self, stored: Row, digest: str, req: _Request) -> AuthorisationPublic:
         if stored.payload_hash != digest:

@@ -32,7 +32,10 @@ class BankSettings(BaseSettings):
     advice_max_age_days: int = 90
     pin_tries_max: int = 3
     db_pool_size: int = 20
-    worker_threads: int = 4  # request handlers running database work at once
+    worker_threads: int = 4  # request handlers running database work at once (not authorisations)
+    batch_max: int = 64  # authorisations answered in one transaction
+    batch_queue_max: int = 4_096  # authorisations waiting; beyond this the bank answers 503
+    batch_writers_pg: int = 2  # authorisation writer threads on PostgreSQL (SQLite: 1)
     gil_switch_interval_ms: float = 0.5
     # PostgreSQL schema holding this bank's tables; default bank_<code>.
     db_schema: str | None = None

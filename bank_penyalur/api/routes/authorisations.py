@@ -1,43 +1,54 @@
 """The authorisation API the switch calls. Every answer carries an ISO response code.
 
-The handlers are async and hand the database work to the thread pool in one hop; everything
-else (validation, serialisation) stays on the event loop.
+The handlers are async: validation and serialisation stay on the event loop, and the database
+work goes to the bank's authorisation writer, which answers queued requests in batches.
 """
 
 from __future__ import annotations
 
-from anyio import to_thread
-from fastapi import APIRouter
+import asyncio
+
+from fastapi import APIRouter, HTTPException
 
 from bank_penyalur.api.deps import Runtime
+from bank_penyalur.batcher import QueueFull
 from bank_penyalur.schemas import (
     AdviceCreate,
     AuthorisationPublic,
     InquiryCreate,
     PurchaseCreate,
     ReversalCreate,
+    _Request,
 )
 
 router = APIRouter(prefix="/v1/authorisations", tags=["authorisations"])
 
 
+async def _authorise(runtime: Runtime, op: str, body: _Request) -> AuthorisationPublic:
+    try:
+        future = runtime.batcher.submit(op, body)
+    except QueueFull as exc:
+        raise HTTPException(503, f"bank busy: {exc}") from None
+    return await asyncio.wrap_future(future)
+
+
 @router.post("/balance-inquiry")
 async def balance_inquiry(body: InquiryCreate, runtime: Runtime) -> AuthorisationPublic:
-    return await to_thread.run_sync(runtime.authoriser.inquiry, body)
+    return await _authorise(runtime, "inquiry", body)
 
 
 @router.post("/purchase")
 async def purchase(body: PurchaseCreate, runtime: Runtime) -> AuthorisationPublic:
-    return await to_thread.run_sync(runtime.authoriser.purchase, body)
+    return await _authorise(runtime, "purchase", body)
 
 
 @router.post("/reversal")
 async def reversal(body: ReversalCreate, runtime: Runtime) -> AuthorisationPublic:
     """Reverse a purchase by its original key; repeating it never gives back twice."""
-    return await to_thread.run_sync(runtime.authoriser.reversal, body)
+    return await _authorise(runtime, "reversal", body)
 
 
 @router.post("/advice")
 async def advice(body: AdviceCreate, runtime: Runtime) -> AuthorisationPublic:
     """An offline purchase uploaded by the EDC (card and ID checked at the e-Warong, no PIN)."""
-    return await to_thread.run_sync(runtime.authoriser.advice, body)
+    return await _authorise(runtime, "advice", body)
