@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from switch.settings import SwitchSettings
+
+GIL_SWITCH_INTERVAL_S = 0.0005
 
 switch_app = typer.Typer(help="The switch: ISO 8583 for terminals, routing to banks, ops API.", no_args_is_help=True)
 
@@ -27,6 +30,8 @@ def serve(
     from switch.runtime import SwitchRuntime
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # The journal writer thread must not hold the event loop off the GIL for the default 5 ms.
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     settings = SwitchSettings(host=host, iso_port=port, ops_port=ops_port, data_dir=data_dir, database_url=database_url)
     asyncio.run(_serve(SwitchRuntime(settings)))
 
