@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, select, union_all
+from sqlalchemy import Connection, func, literal_column, select, union_all
 
-from bank_penyalur.tables import ADVICE, EMONEY, Account, AuthRequest, Transfer
+from bank_penyalur.tables import ADVICE, DISBURSEMENT, EMONEY, PROGRAM, Account, AuthRequest, Transfer
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +40,13 @@ def reversal_of(original, original_id: int, kind: str) -> NewTransfer:  # noqa: 
 
 
 def balance_expr(account_id):  # noqa: ANN001, ANN201 - a column or a bound value
-    """SQL expression for an account's balance (credits minus debits), usable as a subquery."""
+    """SQL expression for the balance (credits minus debits) of a KPM or e-Warong account,
+    usable as a subquery.
+
+    Only the program account is ever debited by a disbursement (`check_ledger` verifies it), so
+    those debits are left out here: that keeps the lookup on the partial index
+    `ix_transfers_debit_spending` whatever the parameter. The program account's own balance
+    comes from `check_ledger` and the reports, which sum everything."""
     credits = (
         select(func.coalesce(func.sum(Transfer.amount_idr), 0))
         .where(Transfer.credit_account_id == account_id)
@@ -48,7 +54,9 @@ def balance_expr(account_id):  # noqa: ANN001, ANN201 - a column or a bound valu
     )
     debits = (
         select(func.coalesce(func.sum(Transfer.amount_idr), 0))
-        .where(Transfer.debit_account_id == account_id)
+        # The kind is written into the SQL, not bound: PostgreSQL matches a partial index only
+        # against a predicate it can see when it plans (a prepared statement's generic plan).
+        .where(Transfer.debit_account_id == account_id, Transfer.kind != literal_column(f"'{DISBURSEMENT}'"))
         .scalar_subquery()
     )
     return credits - debits
@@ -67,11 +75,12 @@ class LedgerCheck:
     total_moved_idr: int
     kpm_negative: tuple[tuple[int, int], ...]  # (account id, balance) of e-money below zero
     kpm_negative_allowed: tuple[int, ...]  # of those, accounts with an accepted offline exception
+    disbursements_not_from_program: int = 0  # must be 0: see balance_expr
 
     @property
     def ok(self) -> bool:
         unexplained = {acct for acct, _ in self.kpm_negative} - set(self.kpm_negative_allowed)
-        return self.balance_sum_idr == 0 and not unexplained
+        return self.balance_sum_idr == 0 and not unexplained and self.disbursements_not_from_program == 0
 
 
 def check_ledger(conn: Connection) -> LedgerCheck:
@@ -95,12 +104,19 @@ def check_ledger(conn: Connection) -> LedgerCheck:
         select(func.count(), func.coalesce(func.sum(Transfer.amount_idr), 0))
     ).one()
     allowed = _accounts_with_offline_exception(conn, [row[0] for row in negative])
+    stray = conn.execute(
+        select(func.count())
+        .select_from(Transfer)
+        .join(Account, Account.id == Transfer.debit_account_id)
+        .where(Transfer.kind == DISBURSEMENT, Account.kind != PROGRAM)
+    ).scalar_one()
     return LedgerCheck(
         balance_sum_idr=int(total),
         transfers=int(count),
         total_moved_idr=int(moved),
         kpm_negative=tuple((int(a), int(b)) for a, b in negative),
         kpm_negative_allowed=allowed,
+        disbursements_not_from_program=int(stray),
     )
 
 

@@ -186,7 +186,7 @@ def upgrade() -> None:
     with op.batch_alter_table('transfers', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_transfers_created_at'), ['created_at'], unique=False)
         batch_op.create_index('ix_transfers_credit', ['credit_account_id', 'amount_idr'], unique=False)
-        batch_op.create_index('ix_transfers_debit', ['debit_account_id', 'amount_idr'], unique=False)
+        batch_op.create_index('ix_transfers_debit_spending', ['debit_account_id', 'amount_idr'], unique=False, sqlite_where=sa.text("kind <> 'disbursement'"), postgresql_where=sa.text("kind <> 'disbursement'"))
         batch_op.create_index('uq_transfers_disbursement', ['credit_account_id', 'period'], unique=True, sqlite_where=sa.text("kind = 'disbursement'"), postgresql_where=sa.text("kind = 'disbursement'"))
 
     op.create_table('auth_requests',
@@ -230,7 +230,7 @@ def downgrade() -> None:
     op.drop_table('auth_requests')
     with op.batch_alter_table('transfers', schema=None) as batch_op:
         batch_op.drop_index('uq_transfers_disbursement', sqlite_where=sa.text("kind = 'disbursement'"), postgresql_where=sa.text("kind = 'disbursement'"))
-        batch_op.drop_index('ix_transfers_debit')
+        batch_op.drop_index('ix_transfers_debit_spending', sqlite_where=sa.text("kind <> 'disbursement'"), postgresql_where=sa.text("kind <> 'disbursement'"))
         batch_op.drop_index('ix_transfers_credit')
         batch_op.drop_index(batch_op.f('ix_transfers_created_at'))
 
