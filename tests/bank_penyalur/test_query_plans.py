@@ -45,9 +45,8 @@ def add_disbursement_history(conn) -> None:  # noqa: ANN001
     conn.exec_driver_sql("ANALYZE transfers")
 
 
+@pytest.mark.parametrize("storage", ["postgresql"], indirect=True)  # generic plans are PostgreSQL's
 def test_the_balance_of_an_account_is_read_through_indexes_in_a_generic_plan(bank) -> None:  # noqa: ANN001
-    if bank.runtime.db.dialect != "postgresql":
-        pytest.skip("generic plans are PostgreSQL's")
     with bank.runtime.db.engine.connect() as conn:
         add_disbursement_history(conn)
         plan = generic_plan(conn, select(balance_expr(literal(ACCOUNT_MARKER))))
