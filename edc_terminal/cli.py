@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,9 @@ SwitchOpt = Annotated[str, typer.Option("--switch", help="Alamat switch HOST:POR
 DataDirOpt = Annotated[Path, typer.Option("--data-dir", envvar="SEMBAKO_DATA_DIR", help="Direktori data (status EDC di edc/)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Cetak satu objek JSON")]
 TimeoutOpt = Annotated[int, typer.Option("--timeout-ms", min=1, help="Batas waktu menunggu jawaban switch")]
+TraceOpt = Annotated[
+    bool, typer.Option("--trace", help="Cetak setiap pesan ISO 8583 ke stderr (PIN block, MAC dan PAN disamarkan)")
+]
 
 
 def parse_switch(address: str) -> tuple[str, int]:
@@ -83,6 +87,7 @@ class CliOptions:
     data_dir: Path
     as_json: bool
     timeout_ms: int
+    trace: bool = False
 
 
 def execute(command: str, options: CliOptions) -> None:
@@ -106,6 +111,7 @@ async def _run(command: str, options: CliOptions) -> dict[str, Any]:
     return await run(
         command, options.terminal, host, port, options.data_dir,
         pan=options.card, pin=options.pin, amount_idr=amount_idr, timeout_ms=options.timeout_ms,
+        trace=sys.stderr if options.trace else None,
     )  # fmt: skip
 
 
@@ -128,8 +134,9 @@ def _register(name: str) -> None:
         data_dir: DataDirOpt = Path("data"),
         as_json: JsonOpt = False,
         timeout_ms: TimeoutOpt = DEFAULT_TIMEOUT_MS,
+        trace: TraceOpt = False,
     ) -> None:
-        execute(name, CliOptions(card, pin, amount, terminal, switch, data_dir, as_json, timeout_ms))
+        execute(name, CliOptions(card, pin, amount, terminal, switch, data_dir, as_json, timeout_ms, trace))
 
     command.__doc__ = COMMAND_HELP[name]
     edc_app.command(name)(command)

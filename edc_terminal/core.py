@@ -48,7 +48,7 @@ from shared.money import AMOUNT_IDR_MAX, format_idr, from_iso_minor
 from shared.pinblock import PIN_LENGTH
 
 from edc_terminal.receipt import KIND_INQUIRY, KIND_PURCHASE, KIND_REVERSAL, ReceiptData, render
-from edc_terminal.store import LastPurchase, PendingReversal, TerminalState, WorkingKeys
+from edc_terminal.store import JournalEntry, LastPurchase, PendingReversal, TerminalState, WorkingKeys
 
 NO_ANSWER_RC = rc_table.ISSUER_UNAVAILABLE
 KEY_ERROR_RC = rc_table.SYSTEM_ERROR
@@ -216,6 +216,15 @@ def without_pin(message: Message) -> Message:
 # -- the state machine -----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class CardView:
+    """The card in the slot as the screen may show it: masked, with the flow and amount chosen."""
+
+    pan_masked: str
+    flow: Flow | None
+    amount: int | None
+
+
 @dataclass
 class _Card:
     pan: str
@@ -268,9 +277,11 @@ class EdcCore:
         saver: StateSaver,
         clock: Clock,
         config: CoreConfig = CoreConfig(),
+        card_prefix: str | None = None,
     ) -> None:
         self.terminal = terminal
         self.bank_name = bank_name
+        self.card_prefix = card_prefix  # the acquiring bank's IIN: its EDCs serve only its cards
         self.stored = stored
         self.config = config
         self._tmk = tmk
@@ -295,7 +306,7 @@ class EdcCore:
             raise ValueError(f"Terminal {tid!r} tidak dikenal: gunakan terminal demo seperti BNI00001 (001-048)")
         bank, merchant_id = found
         tmk = bytes.fromhex(keylib.demo_terminal_master_key_hex(tid))
-        return cls(protocol.Terminal(tid, merchant_id), bank.name, tmk, stored, saver, clock, config)
+        return cls(protocol.Terminal(tid, merchant_id), bank.name, tmk, stored, saver, clock, config, bank.iin)
 
     # -- what the screen shows ---------------------------------------------------------------
 
@@ -308,6 +319,12 @@ class EdcCore:
         if self._state is State.RESULT and self.outcome is not None:
             return f"{self.outcome.message} - {PROMPTS[State.RESULT]}"
         return PROMPTS[self._state]
+
+    @property
+    def card(self) -> CardView | None:
+        if self._card is None:
+            return None
+        return CardView(mask_pan(self._card.pan), self._card.flow, self._card.amount)
 
     @property
     def has_keys(self) -> bool:
@@ -330,6 +347,8 @@ class EdcCore:
         pan = pan.strip()
         if error := pan_error(pan):
             return [Reject(error)]
+        if self.card_prefix and not pan.startswith(self.card_prefix):
+            return [Reject(f"Kartu bank lain: EDC {self.bank_name} hanya melayani kartu KKS {self.bank_name}")]
         self._card = _Card(pan)
         return self._enter(State.CARD)
 
@@ -568,7 +587,20 @@ class EdcCore:
         last = self.stored.last_purchase
         if rc == rc_table.APPROVED and last and protocol.original_data(last.request) == entry.original_data:
             self.stored.last_purchase = None
+            self.stored.append_journal(self._journal_entry("void", last.request, last.rrn, last.approval_code))
         self._save()
+
+    def _journal_entry(self, kind: str, request: Message, rrn: str, approval_code: str) -> JournalEntry:
+        return JournalEntry(
+            kind=kind,
+            stan=request["11"],
+            rrn=rrn,
+            approval_code=approval_code,
+            amount_idr=from_iso_minor(request["4"]),
+            pan_masked=mask_pan(request["2"]),
+            at=self._now().isoformat(timespec="seconds"),
+            batch=int(request.get("60") or self.stored.batch),
+        )
 
     def _auto_reverse(self, flight: _Flight) -> list[Command]:
         entry = self._store_reversal(flight.request)
@@ -651,6 +683,8 @@ class EdcCore:
                 approval_code=message.get("38", ""),
                 approved_at=self._now().isoformat(timespec="seconds"),
             )
+            last = self.stored.last_purchase
+            self.stored.append_journal(self._journal_entry("purchase", last.request, last.rrn, last.approval_code))
         self._save()
         return self._finish_card(Flow.PURCHASE, flight.request, rc, message)
 
@@ -687,6 +721,9 @@ class EdcCore:
             self._drop_keys()
         self.outcome = outcome
         self._state = State.RESULT
+        if outcome.receipt:
+            self.stored.last_receipt = outcome.receipt
+            self._save()
         return [Show(self.prompt), Finished(outcome)]
 
     def _finish_network(self, flight: _Flight, rc: str, message: str | None = None) -> list[Command]:
@@ -702,7 +739,9 @@ class EdcCore:
         message = f"{sent} pembatalan terkirim, {left} masih tertunda"
         return self._finish(Outcome(Flow.PENDING, rc, rc_table.lookup(rc).text_id, message))
 
-    def _receipt(self, kind: str, request: Message, rc: str, rc_text: str, fields: dict, note: str | None) -> str:
+    def _receipt(
+        self, kind: str, request: Message, rc: str, rc_text: str, fields: dict, note: str | None, advice: str | None = None
+    ) -> str:
         data = ReceiptData(
             bank_name=self.bank_name,
             merchant_id=self.terminal.mid,
@@ -715,6 +754,7 @@ class EdcCore:
             stan=request["11"],
             batch=self.stored.batch,
             note=note,
+            advice=advice,
             **fields,
         )
         return render(data)
@@ -732,7 +772,7 @@ class EdcCore:
         fields["amount"] = from_iso_minor(request["4"]) if flow is Flow.PURCHASE else None
         rc_text = rc_table.lookup(rc).text_id
         kind = KIND_INQUIRY if flow is Flow.INQUIRY else KIND_PURCHASE
-        receipt = self._receipt(kind, request, rc, rc_text, fields, note)
+        receipt = self._receipt(kind, request, rc, rc_text, fields, note, rc_table.advice(rc))
         message = f"{rc_text}. {note}" if note else rc_text
         outcome = Outcome(
             flow, rc, rc_text, message, stan=request["11"], pan_masked=mask_pan(request["2"]), receipt=receipt, reversal=reversal, **fields

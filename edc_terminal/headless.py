@@ -1,14 +1,15 @@
 """The headless EDC: drives the core over a SwitchClient for one command and reports a dict.
 
 `drive` and `perform` are the driver loop the Textual UI reuses: they carry each `Send` of the
-core to the switch and feed the answer (or the timeout) back into the core.
+core to the switch and feed the answer (or the timeout) back into the core. Given an
+`Inspector`, each exchange (request and answer bytes, round trip) is recorded there.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from edc_terminal.client import ClientConfig, SwitchClient, SwitchUnavailable
 from edc_terminal.core import (
@@ -26,6 +27,7 @@ from edc_terminal.core import (
     pan_error,
     pin_error,
 )
+from edc_terminal.inspector import STATUS_ANSWERED, STATUS_LOST, STATUS_TIMEOUT, Inspector, trace_writer
 from edc_terminal.store import StoreError, TerminalStore
 
 COMMANDS = ("signon", "echo", "cek", "bayar", "reversal")
@@ -46,16 +48,24 @@ class Request:
     amount_idr: int | None = None
 
 
-async def perform(core: EdcCore, client: SwitchClient, send: Send) -> list[Command]:
-    """Send one message and hand its answer, or its absence, to the core."""
+async def perform(core: EdcCore, client: SwitchClient, send: Send, inspector: Inspector | None = None) -> list[Command]:
+    """Send one message and hand its answer, or its absence, to the core (and the inspector)."""
+    sent_at = inspector.now() if inspector is not None else None
+    started_s = inspector.timer() if inspector is not None else 0.0
     try:
         received = await client.request(send.data, send.message["t"], send.stan, send.timeout_ms)
-    except (TimeoutError, SwitchUnavailable):
+    except (TimeoutError, SwitchUnavailable) as exc:
+        if inspector is not None:
+            status = STATUS_TIMEOUT if isinstance(exc, TimeoutError) else STATUS_LOST
+            inspector.record(send.data, None, status, at=sent_at)
         return core.on_timeout(send.stan)
+    if inspector is not None:
+        rtt_ms = (inspector.timer() - started_s) * 1000
+        inspector.record(send.data, received.raw, STATUS_ANSWERED, rtt_ms=rtt_ms, at=sent_at)
     return core.on_response(received.message, received.raw)
 
 
-async def drive(core: EdcCore, client: SwitchClient, commands: list[Command]) -> Outcome:
+async def drive(core: EdcCore, client: SwitchClient, commands: list[Command], inspector: Inspector | None = None) -> Outcome:
     """Run a flow started by `commands` to its end; returns the outcome (core is in RESULT)."""
     while True:
         if finished := _first(commands, Finished):
@@ -65,12 +75,12 @@ async def drive(core: EdcCore, client: SwitchClient, commands: list[Command]) ->
         send = _first(commands, Send)
         if send is None:
             raise RuntimeError(f"the flow stopped without a message to send: {commands}")
-        commands = await perform(core, client, send)
+        commands = await perform(core, client, send, inspector)
 
 
-async def complete(core: EdcCore, client: SwitchClient, commands: list[Command]) -> Outcome:
+async def complete(core: EdcCore, client: SwitchClient, commands: list[Command], inspector: Inspector | None = None) -> Outcome:
     """`drive`, then acknowledge the result so the core is IDLE again."""
-    outcome = await drive(core, client, commands)
+    outcome = await drive(core, client, commands, inspector)
     core.finish()
     return outcome
 
@@ -124,36 +134,36 @@ def card_steps(core: EdcCore, request: Request) -> list[Command]:
     return _accepted(core.enter_pin(request.pin))
 
 
-async def _main_flow(core: EdcCore, client: SwitchClient, request: Request) -> Outcome:
+async def _main_flow(core: EdcCore, client: SwitchClient, request: Request, inspector: Inspector | None) -> Outcome:
     if request.command == "echo":
-        return await complete(core, client, core.echo())
+        return await complete(core, client, core.echo(), inspector)
     if request.command == "reversal":
-        return await complete(core, client, core.reverse_last())
-    return await complete(core, client, card_steps(core, request))
+        return await complete(core, client, core.reverse_last(), inspector)
+    return await complete(core, client, card_steps(core, request), inspector)
 
 
-async def flush_pending(core: EdcCore, client: SwitchClient) -> Outcome | None:
+async def flush_pending(core: EdcCore, client: SwitchClient, inspector: Inspector | None = None) -> Outcome | None:
     """Send the reversals stored from earlier connections, if any."""
     if not core.pending_reversals or not core.has_keys:
         return None
-    return await complete(core, client, core.send_pending_reversals())
+    return await complete(core, client, core.send_pending_reversals(), inspector)
 
 
-async def session(core: EdcCore, client: SwitchClient, request: Request) -> Outcome:
+async def session(core: EdcCore, client: SwitchClient, request: Request, inspector: Inspector | None = None) -> Outcome:
     """Sign on when needed, send stored reversals, run the command. The command's outcome."""
     command = request.command
     if command == "signon" or not core.has_keys:
-        signed_on = await complete(core, client, core.sign_on())
+        signed_on = await complete(core, client, core.sign_on(), inspector)
         if not signed_on.approved:
             return signed_on
         if command == "signon":
-            await flush_pending(core, client)
+            await flush_pending(core, client, inspector)
             return signed_on
     if command != "reversal":
-        await flush_pending(core, client)
-    outcome = await _main_flow(core, client, request)
+        await flush_pending(core, client, inspector)
+    outcome = await _main_flow(core, client, request, inspector)
     if command == "reversal" and outcome.rc != NO_ANSWER_RC:
-        await flush_pending(core, client)
+        await flush_pending(core, client, inspector)
     return outcome
 
 
@@ -192,19 +202,30 @@ async def run(
     timeout_ms: int = DEFAULT_TIMEOUT_MS,
     connect_timeout_ms: int = 5_000,
     reversal_repeats: int = 2,
+    trace: TextIO | None = None,
+    inspector: Inspector | None = None,
 ) -> dict[str, Any]:
     """Run one command (signon, echo, cek, bayar, reversal) on terminal `tid`.
 
     Raises InputError for bad inputs or an unknown terminal (nothing is sent) and
     SwitchUnavailable when the switch cannot be reached. Answers, declines and timeouts come
-    back as the dict (rc 91 when the switch did not answer)."""
+    back as the dict (rc 91 when the switch did not answer). Each exchange is recorded in
+    `inspector` and, with `trace`, written there (masked) as it happens."""
     request = Request(command, pan.strip() if pan else pan, pin, amount_idr)
     check_inputs(request)
     config = CoreConfig.uniform(timeout_ms, reversal_repeats)
-    core = open_core(tid, data_dir, clock or SystemClock(), config)
+    clock = clock or SystemClock()
+    core = open_core(tid, data_dir, clock, config)
     if command == "reversal" and core.stored.last_purchase is None:
         raise InputError(f"Tidak ada transaksi pembelian terminal {tid} yang dapat dibatalkan")
+    if trace is not None and inspector is None:
+        inspector = Inspector(clock)
+    unsubscribe = inspector.subscribe(trace_writer(trace)) if inspector is not None and trace is not None else None
     client = SwitchClient(switch_host, switch_port, ClientConfig(connect_timeout_ms=connect_timeout_ms))
-    async with client:
-        outcome = await session(core, client, request)
+    try:
+        async with client:
+            outcome = await session(core, client, request, inspector)
+    finally:
+        if unsubscribe:
+            unsubscribe()
     return result_dict(command, core, outcome)

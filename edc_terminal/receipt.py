@@ -37,6 +37,7 @@ class ReceiptData:
     rrn: str | None = None
     approval_code: str | None = None
     note: str | None = None  # an extra line, e.g. that the balance will be returned
+    advice: str | None = None  # after a decline: what the KPM should do next
 
 
 def center(text: str) -> str:
@@ -89,6 +90,8 @@ def _footer(data: ReceiptData) -> list[str]:
     rows = [RULE, *line("Status", f"RC {data.rc}"), *wrapped(data.rc_text)]
     if data.note:
         rows += wrapped(data.note)
+    if data.advice:
+        rows += ["", "Saran:", *wrapped(data.advice)]
     rows += [RULE, center("Simpan struk ini sebagai bukti"), center("Terima kasih")]
     return rows
 

@@ -20,6 +20,7 @@ from typing import Any
 from shared.iso8583 import Message
 
 STAN_MAX = 999_999
+JOURNAL_MAX = 999  # approved transactions kept on the terminal (oldest dropped first)
 STATE_VERSION = 1
 _TID_PATTERN = re.compile(r"[A-Za-z0-9]{1,16}")
 
@@ -67,6 +68,21 @@ class LastPurchase:
 
 
 @dataclass
+class JournalEntry:
+    """An approved purchase, or the approved void of one, in the terminal's own journal: for
+    the batch count, and for the e-Warong to recover a sale it did not record. No PAN in clear."""
+
+    kind: str  # "purchase" or "void"
+    stan: str  # the purchase's STAN (for a void too)
+    rrn: str
+    approval_code: str
+    amount_idr: int
+    pan_masked: str
+    at: str  # ISO time, WIB
+    batch: int
+
+
+@dataclass
 class TerminalState:
     tid: str
     stan: int = 0  # the last STAN used; 0 when none was used yet
@@ -75,6 +91,18 @@ class TerminalState:
     pending_reversals: list[PendingReversal] = field(default_factory=list)
     last_purchase: LastPurchase | None = None
     in_flight_purchase: Message | None = None
+    journal: list[JournalEntry] = field(default_factory=list)
+    last_receipt: str | None = None  # the last slip printed, for CETAK ULANG
+
+    @property
+    def batch_count(self) -> int:
+        """Approved purchases in the open batch, less those voided."""
+        entries = [e for e in self.journal if e.batch == self.batch]
+        return sum(1 if e.kind == "purchase" else -1 for e in entries)
+
+    def append_journal(self, entry: JournalEntry) -> None:
+        self.journal.append(entry)
+        del self.journal[:-JOURNAL_MAX]
 
     def next_stan(self) -> str:
         """Advance the counter (000001..999999, then 000001 again) and return it as field 11."""
@@ -96,6 +124,8 @@ class TerminalState:
             pending_reversals=[PendingReversal(**p) for p in data.get("pending_reversals", [])],
             last_purchase=LastPurchase(**last) if last else None,
             in_flight_purchase=data.get("in_flight_purchase"),
+            journal=[JournalEntry(**e) for e in data.get("journal", [])],
+            last_receipt=data.get("last_receipt"),
         )
 
 

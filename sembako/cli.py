@@ -5,10 +5,12 @@ from __future__ import annotations
 import typer
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from bank_penyalur.cli import bank_app, demo_cards_command, disburse_command
 from edc_terminal.cli import edc_app
+from edc_terminal.tui import edc_command
+from ewarong_pos.cli import ewarong_app
 from sembako.bench import bench_app
 from switch.cli import switch_app
 
@@ -23,6 +25,8 @@ app.add_typer(switch_app, name="switch")
 app.add_typer(bench_app, name="bench")
 app.command("disburse")(disburse_command)
 app.command("demo-cards")(demo_cards_command)
+app.command("edc")(edc_command)
+app.add_typer(ewarong_app, name="ewarong")
 
 
 @app.command("up")
@@ -30,11 +34,30 @@ def up(
     data_dir: Annotated[Path, typer.Option("--data-dir", envvar="SEMBAKO_DATA_DIR")] = Path("data"),
     kpm: Annotated[int, typer.Option(help="Generated KPM per bank on first start")] = 1_000,
     database_url: Annotated[str | None, typer.Option("--database-url", envvar="DATABASE_URL")] = None,
+    app_: Annotated[Literal["ewarong", "edc", "none"] | None, typer.Option(
+        "--app", help="App opened in this terminal once the network runs; quitting it stops the network "
+        "[default: ewarong on a terminal, else none]")] = None,
 ) -> None:
-    """Start the network (four banks and the switch) with demo data; Ctrl-C stops it."""
+    """Start the network (four banks and the switch) with demo data and open the cashier app; quitting
+    it (or Ctrl-C with --app none) stops it."""
     from sembako.up import run_network
 
-    raise typer.Exit(run_network(data_dir, kpm, database_url))
+    raise typer.Exit(run_network(data_dir, kpm, database_url, app=app_))
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0: the whole room)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65_535, help="0 picks a free port")] = 8080,
+    switch: Annotated[str, typer.Option("--switch", help="Switch HOST:PORT for the apps")] = "127.0.0.1:8583",
+    data_dir: Annotated[Path, typer.Option("--data-dir", envvar="SEMBAKO_DATA_DIR")] = Path("data"),
+    database_url: Annotated[str | None, typer.Option("--database-url", envvar="DATABASE_URL")] = None,
+    max_sessions: Annotated[int, typer.Option("--max-sessions", min=1, help="Browser sessions at once")] = 20,
+) -> None:
+    """Serve the cashier app (/) and the EDC (/edc) to browsers; one app per tab; Ctrl-C stops."""
+    from sembako.serve import run_serve
+
+    raise typer.Exit(run_serve(host, port, switch, data_dir, database_url, max_sessions))
 
 
 def main() -> None:

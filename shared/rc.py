@@ -70,3 +70,32 @@ def lookup(code: str) -> ResponseCode:
     if found is not None:
         return found
     return ResponseCode(code, f"Kode respons {code}", f"Response code {code}")
+
+
+# What the cashier tells the KPM after a decline, in plain words: the next step to take.
+_ADVICE_ID: dict[str, str] = {
+    INVALID_TRANSACTION: "Transaksi ini tidak dilayani. Gunakan menu CEK SALDO atau BELANJA.",
+    INVALID_AMOUNT: "Periksa nominal belanja, lalu ulangi.",
+    INVALID_CARD: "Kartu tidak dikenal bank. Pastikan kartu KKS yang benar, atau hubungi bank penyalur.",
+    FORMAT_ERROR: "Ulangi transaksi. Bila terulang, laporkan ke bank penyalur.",
+    LOST_CARD: "Kartu tercatat hilang. Jangan dipakai lagi; KPM melapor ke bank penyalur untuk kartu pengganti.",
+    INSUFFICIENT_FUNDS: "Saldo belum masuk atau tidak cukup. Cek saldo; bila bantuan bulan ini belum masuk, tanyakan ke pendamping atau bank penyalur.",
+    NO_EMONEY_ACCOUNT: "Rekening e-money belum dibuka. KPM datang ke bank penyalur membawa KKS dan KTP.",
+    EXPIRED: "Transaksi terlalu lama tertunda. Hubungi bank penyalur.",
+    WRONG_PIN: "PIN salah. Ulangi dengan hati-hati: setelah 3 kali salah, PIN terblokir.",
+    NOT_PERMITTED: "Transaksi tidak diizinkan untuk kartu ini (dana bantuan tidak dapat ditarik tunai).",
+    NOT_PERMITTED_TERMINAL: "Terminal belum terdaftar atau perlu sign-on. Pilih menu SIGN ON, lalu ulangi.",
+    RESTRICTED_CARD: "Kartu diblokir atau sudah diganti. Gunakan kartu pengganti, atau KPM ke bank penyalur.",
+    PIN_TRIES_EXCEEDED: "PIN terblokir. KPM datang ke bank penyalur membawa KKS dan KTP untuk reset PIN.",
+    ISSUER_UNAVAILABLE: "Bank tidak dapat dihubungi. Coba lagi beberapa saat; saldo KPM tidak berkurang.",
+    DUPLICATE: "Transaksi yang sama sudah diproses. Cek saldo sebelum mengulang.",
+    RECONCILE_ERROR: "Data batch tidak cocok. Lakukan settlement ulang.",
+    SYSTEM_ERROR: "Gangguan sistem. Coba lagi beberapa saat; bila terulang, laporkan ke bank penyalur.",
+}
+
+
+def advice(code: str) -> str | None:
+    """What to do next after `code`, in Bahasa Indonesia; None when approved."""
+    if code == APPROVED:
+        return None
+    return _ADVICE_ID.get(code, "Hubungi bank penyalur dengan menyebutkan kode respons di struk.")

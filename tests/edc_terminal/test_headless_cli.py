@@ -202,3 +202,23 @@ def test_cli_bad_input_is_a_plain_error(tmp_path: Path, args: tuple[str, ...], r
     result = cli(*args, "--data-dir", tmp_path)
     assert result.exit_code == 2, result.output
     assert reason in result.stderr and "Traceback" not in result.output
+
+
+def test_cli_trace_prints_the_exchanges_to_stderr_masked(fake_switch: FakeSwitch, tmp_path: Path) -> None:
+    args = ("bayar", "--card", PAN, "--pin", PIN, "--amount", "15000", *switch_arg(fake_switch), "--data-dir", tmp_path)
+    result = cli(*args, "--timeout-ms", TIMEOUT_MS, "--trace")
+    assert result.exit_code == 0, result.output
+    assert "PEMBELIAN SEMBAKO" in result.stdout and "Permintaan" not in result.stdout
+    headers = [line for line in result.stderr.splitlines() if "STAN" in line and "->" in line]
+    expected = [["sign-on", "0800 -> 0810"], ["tukar kunci", "0800 -> 0810"], ["bayar", "0200 -> 0210"]]
+    assert [h.split("  ")[1:3] for h in headers] == expected
+    assert "STAN 000003  RC 00" in headers[2] and headers[2].endswith("dijawab")
+    assert "Primary account number" in result.stderr and "Personal identification number data" in result.stderr
+    assert PAN not in result.stderr and PAN.encode().hex().upper() not in result.stderr and PIN not in result.stderr
+    assert "EWBNI0000000001" in result.stderr and "Rp15.000" in result.stderr
+
+
+def test_cli_without_trace_prints_no_messages(fake_switch: FakeSwitch, tmp_path: Path) -> None:
+    result = cli("echo", *switch_arg(fake_switch), "--data-dir", tmp_path, "--timeout-ms", TIMEOUT_MS)
+    assert result.exit_code == 0, result.output
+    assert "Permintaan" not in result.stderr and "0800 -> 0810" not in result.stderr

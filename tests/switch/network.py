@@ -26,7 +26,9 @@ from shared import iso8583, keys, pinblock, protocol
 from shared.banks import get_bank
 from shared.keys import demo_terminal_master_key_hex
 
+from bank_penyalur import store as bank_store
 from bank_penyalur.demo import generator
+from bank_penyalur.ledger import check_ledger
 from bank_penyalur.disburse import disburse
 from bank_penyalur.runtime import BankRuntime
 from bank_penyalur.settings import BankSettings
@@ -196,6 +198,28 @@ class Network:
         self.stop_switch()
         for bank in self.banks.values():
             bank.stop()
+
+    # -- reading a bank's books ------------------------------------------------------------------
+
+    def balance_of(self, pan: str, code: str = "bni") -> int:
+        """The e-money balance of card `pan`, read from the bank's own database."""
+        runtime = self.bank_runtime(code)
+        try:
+            with runtime.db.read() as conn:
+                state = bank_store.card_state(conn, pan)
+            assert state is not None, f"no card {pan[:6]}... at {code}"
+            return state.balance_idr
+        finally:
+            runtime.close()
+
+    def assert_ledger_balanced(self, code: str = "bni") -> None:
+        runtime = self.bank_runtime(code)
+        try:
+            with runtime.db.read() as conn:
+                result = check_ledger(conn)
+            assert result.ok and result.balance_sum_idr == 0, result
+        finally:
+            runtime.close()
 
 
 # -- a raw ISO 8583 terminal ------------------------------------------------------------------

@@ -16,9 +16,7 @@ from sqlalchemy import create_engine, text
 from shared import iso8583, protocol, rc
 from shared.banks import get_bank
 
-from bank_penyalur import store
 from bank_penyalur.demo import fixture, generator
-from bank_penyalur.ledger import check_ledger
 from tests.conftest import pg_skip_reason, postgres_url
 from tests.switch.network import Network, raw_terminal
 
@@ -50,24 +48,11 @@ def network(request, tmp_path_factory) -> Iterator[Network]:  # noqa: ANN001
 @pytest.fixture(autouse=True)
 def ledger_balanced(network: Network) -> Iterator[None]:
     yield
-    runtime = network.bank_runtime("bni")
-    try:
-        with runtime.db.read() as conn:
-            result = check_ledger(conn)
-        assert result.ok and result.balance_sum_idr == 0, result
-    finally:
-        runtime.close()
+    network.assert_ledger_balanced()
 
 
 def balance_of(network: Network, pan: str) -> int:
-    runtime = network.bank_runtime("bni")
-    try:
-        with runtime.db.read() as conn:
-            state = store.card_state(conn, pan)
-        assert state is not None
-        return state.balance_idr
-    finally:
-        runtime.close()
+    return network.balance_of(pan)
 
 
 def wait_until(predicate, timeout_s: float = 15.0) -> bool:  # noqa: ANN001

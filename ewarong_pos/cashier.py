@@ -1,0 +1,255 @@
+"""The cashier's counter: the shop beside the EDC, as a UI-free state machine.
+
+Datang (the KPM's card into the EDC) -> Cek (balance inquiry: the balance read is the cart's
+ceiling) -> Pilih (the cart; the KPM chooses freely among eligible food) -> Bayar (the cart total
+goes to the EDC as the amount; the KPM types the PIN) -> Terima (slip, stock reduced, sale
+recorded with its RRN). The rules are the store's (`ewarong_pos.rules` under the shop lock);
+the payment's outcome is the EDC's. A declined or reversed payment leaves stock and sales
+untouched. The shop learns of outcomes from the terminal's listeners, so a payment is recorded
+however it was keyed (shop button, EDC keypad).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from edc_terminal.core import Flow, Outcome, Send
+from edc_terminal.terminal import EdcTerminal
+from shared.clock import Clock
+from shared.money import format_idr
+
+from ewarong_pos.catalogue import Product
+from ewarong_pos.recovery import approved_from_terminal_state
+from ewarong_pos.rules import Cart, Refusal, cart_total_idr
+from ewarong_pos.store import Payment, Sale, ShopError, ShopStore
+
+log = logging.getLogger(__name__)
+
+PURCHASE_MTI = "0200"
+
+
+class Step(enum.IntEnum):
+    DATANG = 1
+    CEK = 2
+    PILIH = 3
+    BAYAR = 4
+    TERIMA = 5
+
+
+STEP_LABELS = {
+    Step.DATANG: "Datang",
+    Step.CEK: "Cek",
+    Step.PILIH: "Pilih",
+    Step.BAYAR: "Bayar",
+    Step.TERIMA: "Terima",
+}
+
+TEXT_CEK_FIRST = "Cek saldo kartu KPM dahulu: keranjang tidak boleh melebihi saldo yang terbaca"
+TEXT_EMPTY_CART = "Keranjang masih kosong"
+TEXT_PAYING = "Pembayaran sedang berjalan di EDC"
+
+
+@dataclass(frozen=True, slots=True)
+class CounterView:
+    step: Step
+    balance_idr: int | None
+    cart: Cart
+    total_idr: int
+    left_idr: int | None  # balance less the cart, when a balance was read
+    message: str | None
+    paying: bool
+    last_sale: Sale | None
+
+
+class Counter:
+    """One e-Warong counter with its EDC. Drive it from the UI's event loop."""
+
+    def __init__(self, store: ShopStore, ewarong_id: str, terminal: EdcTerminal, clock: Clock) -> None:
+        self.store = store
+        self.ewarong_id = ewarong_id
+        self.terminal = terminal
+        self.clock = clock
+        self._balance_idr: int | None = None
+        self._kpm_pan: str | None = None  # the card whose balance was read (memory only)
+        self._cart = Cart()
+        self._payment: Payment | None = None
+        self._message: str | None = None
+        self._last_sale: Sale | None = None
+        self._listeners: list[Callable[[], None]] = []
+        terminal.subscribe(on_outcome=self._on_outcome, on_send=self._on_send, on_change=self._on_terminal_change)
+
+    @property
+    def terminal_id(self) -> str:
+        return self.terminal.core.terminal.tid
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        self._listeners.append(listener)
+
+    def _changed(self) -> None:
+        for listener in self._listeners:
+            listener()
+
+    # -- what the cashier sees ---------------------------------------------------------------
+
+    def view(self) -> CounterView:
+        total = cart_total_idr(self._cart)
+        left = None if self._balance_idr is None else self._balance_idr - total
+        return CounterView(self._step(), self._balance_idr, self._cart, total, left, self._message,
+                           self._payment is not None, self._last_sale)  # fmt: skip
+
+    def _step(self) -> Step:
+        if self._payment is not None:
+            return Step.BAYAR
+        if self._last_sale is not None and not self._cart.lines:
+            return Step.TERIMA
+        if self._balance_idr is not None:
+            return Step.PILIH
+        if self.terminal.has_card:
+            return Step.CEK
+        return Step.DATANG
+
+    def products(self) -> tuple[Product, ...]:
+        return self.store.products(self.ewarong_id)
+
+    def available(self) -> dict[str, int]:
+        return self.store.available(self.ewarong_id)
+
+    # -- start: recover what a crash left ------------------------------------------------------
+
+    def recover(self) -> list[str]:
+        """Record sales the EDC approved but the shop did not write (the app was killed between
+        the approval and the write); close payments that never reached an approval."""
+        approved = approved_from_terminal_state(self.terminal.core.stored)
+        result = self.store.recover(self.terminal_id, approved)
+        if result.messages:
+            self._message = " ".join(result.messages)
+        return list(result.messages)
+
+    # -- the cart ------------------------------------------------------------------------------
+
+    def add(self, sku: str, qty: int) -> bool:
+        if self._refuse_while_paying():
+            return False
+        if self._balance_idr is None:
+            return self._say(TEXT_CEK_FIRST)
+        decided = self.store.add_to_cart(self.ewarong_id, self._cart, sku, qty, self._balance_idr)
+        return self._take(decided, f"{qty} x {self._name(sku)} masuk keranjang")
+
+    def set_quantity(self, sku: str, qty: int) -> bool:
+        if self._refuse_while_paying():
+            return False
+        if self._balance_idr is None:
+            return self._say(TEXT_CEK_FIRST)
+        decided = self.store.change_quantity(self.ewarong_id, self._cart, sku, qty, self._balance_idr)
+        return self._take(decided, f"Jumlah {self._name(sku)} menjadi {qty}")
+
+    def clear_cart(self) -> None:
+        if self._refuse_while_paying():
+            return
+        self._cart = Cart()
+        self._say("Keranjang dikosongkan")
+
+    def _take(self, decided: Cart | Refusal, done: str) -> bool:
+        if isinstance(decided, Refusal):
+            return self._say(decided.reason)
+        self._cart, self._last_sale = decided, None
+        return self._say(done, ok=True)
+
+    def _name(self, sku: str) -> str:
+        product = self.store.product(self.ewarong_id, sku)
+        return product.name if product else sku
+
+    # -- Bayar -----------------------------------------------------------------------------------
+
+    def pay(self) -> bool:
+        """Bayar: hold the cart's goods as a payment, then hand the total to the EDC."""
+        if self._refuse_while_paying():
+            return False
+        if not self._cart.lines:
+            return self._say(TEXT_EMPTY_CART)
+        if self._balance_idr is None:
+            return self._say(TEXT_CEK_FIRST)
+        began = self.store.begin_payment(self.ewarong_id, self.terminal_id, self._cart)
+        if isinstance(began, Refusal):
+            return self._say(began.reason)
+        self._payment = began
+        if not self.terminal.start_purchase(began.amount_idr, pan=self._kpm_pan):
+            self.store.cancel_payment(began.id)
+            self._payment = None
+            return self._say(self.terminal.display().message or "EDC belum siap")
+        return self._say(f"Total {format_idr(began.amount_idr)} dikirim ke EDC: KPM memasukkan PIN", ok=True)
+
+    def _refuse_while_paying(self) -> bool:
+        if self._payment is None:
+            return False
+        self._say(TEXT_PAYING)
+        return True
+
+    # -- from the EDC --------------------------------------------------------------------------
+
+    def _on_send(self, send: Send) -> None:
+        if self._payment is not None and send.message.get("t") == PURCHASE_MTI:
+            self.store.payment_sent(self._payment.id, send.stan)
+
+    def _on_outcome(self, outcome: Outcome) -> None:
+        if outcome.flow is Flow.INQUIRY:
+            self._on_inquiry(outcome)
+        elif outcome.flow is Flow.PURCHASE and self._payment is not None:
+            self._on_purchase(outcome, self._payment)
+        self._changed()
+
+    def _on_inquiry(self, outcome: Outcome) -> None:
+        if not outcome.approved or outcome.balance is None:
+            self._balance_idr = None
+            self._message = f"Cek saldo gagal: {outcome.rc_text}"
+            return
+        if self.terminal.card_pan != self._kpm_pan:
+            self._cart, self._last_sale = Cart(), None  # another KPM
+        self._balance_idr, self._kpm_pan = outcome.balance, self.terminal.card_pan
+        self._message = f"Saldo KPM {format_idr(outcome.balance)}: silakan pilih barang"
+
+    def _on_purchase(self, outcome: Outcome, payment: Payment) -> None:
+        self._payment = None
+        if not outcome.approved or not outcome.rrn:
+            reversal = outcome.reversal is not None
+            self.store.fail_payment(payment.id, outcome.rc, outcome.message, reversal=reversal)
+            self._message = f"Pembayaran gagal: {outcome.message}. Stok tidak berubah."
+            return
+        try:
+            sale = self.store.complete_payment(
+                payment.id, outcome.rrn, outcome.approval_code or "", outcome.stan or "", outcome.pan_masked or "",
+                self.clock.now(), pan=self._kpm_pan,
+            )  # fmt: skip
+        except ShopError as exc:  # the EDC approved: the sale is recovered from its journal on start
+            log.error("sale %s not recorded: %s", outcome.rrn, exc)
+            self._message = f"Penjualan belum tercatat ({exc}); akan dipulihkan dari EDC"
+            return
+        self._last_sale, self._cart = sale, Cart()
+        self._balance_idr = outcome.balance if outcome.balance is not None else self._balance_idr
+        self._message = f"Terima: penjualan tercatat, RRN {sale.rrn}. Serahkan barang dan struk."
+
+    def _on_terminal_change(self) -> None:
+        """Another KPM's card in the slot: the balance read and the cart were someone else's."""
+        pan = self.terminal.card_pan
+        if pan is None or self._payment is not None or self._kpm_pan in (None, pan):
+            return
+        self.new_customer()
+
+    def new_customer(self) -> None:
+        """Forget the balance, the card and the cart (Datang of the next KPM)."""
+        if self._refuse_while_paying():
+            return
+        self._balance_idr, self._kpm_pan, self._cart, self._last_sale = None, None, Cart(), None
+        self._say("Pelanggan berikutnya: masukkan kartu KPM ke EDC")
+
+    def tell(self, message: str) -> None:
+        """Show `message` to the cashier (e.g. a refused input of the screen)."""
+        self._say(message)
+
+    def _say(self, message: str, ok: bool = False) -> bool:
+        self._message = message
+        self._changed()
+        return ok
