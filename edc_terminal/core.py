@@ -31,7 +31,7 @@ from shared import pinblock, protocol
 from shared import rc as rc_table
 from shared.banks import demo_terminal
 from shared.cards import PAN_LENGTH_MAX, PAN_LENGTH_MIN, luhn_valid, mask_pan
-from shared.clock import Clock, SystemClock
+from shared.clock import Clock
 from shared.iso8583 import (
     ECHO,
     KEY_EXCHANGE,

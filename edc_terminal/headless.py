@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from shared.clock import Clock, SystemClock
+
 from edc_terminal.client import ClientConfig, SwitchClient, SwitchUnavailable
 from edc_terminal.core import (
-    Clock,
     Command,
     CoreConfig,
     NO_ANSWER_RC,
@@ -22,7 +23,6 @@ from edc_terminal.core import (
     Outcome,
     Reject,
     Send,
-    SystemClock,
     amount_error,
     pan_error,
     pin_error,

@@ -72,7 +72,10 @@ class ShopPanel(Widget):
     def on_mount(self) -> None:
         self.border_title = f"e-Warong {self.counter.ewarong_id}"
         catalogue = self.query_one("#shop-catalogue", DataTable)
-        catalogue.add_columns("Barang", "Harga (Rp)", "Stok")
+        *_, self._stock_column = catalogue.add_columns("Barang", "Harga (Rp)", "Stok")
+        stock = self.counter.available()
+        for product in self.counter.products():
+            catalogue.add_row(*_product_cells(product, stock.get(product.sku, 0)), key=product.sku)
         catalogue.border_title = "Katalog (x = dilarang untuk KPM)"
         self.query_one("#shop-cart", DataTable).add_columns("Barang", "Jml", "Subtotal")
         self.counter.subscribe(self.refresh_view)
@@ -95,14 +98,11 @@ class ShopPanel(Widget):
         self.query_one("#shop-message", Static).update(Text(view.message or ""))
 
     def _fill_catalogue(self) -> None:
+        """Only the stock moves while the counter is open; the rows stay where they are."""
         table = self.query_one("#shop-catalogue", DataTable)
-        row = table.cursor_row
-        table.clear()
         stock = self.counter.available()
         for product in self.counter.products():
-            table.add_row(*_product_cells(product, stock.get(product.sku, 0)), key=product.sku)
-        if table.row_count:
-            table.move_cursor(row=min(max(row, 0), table.row_count - 1))
+            table.update_cell(product.sku, self._stock_column, _stock_cell(stock.get(product.sku, 0)))
 
     def _fill_cart(self, view) -> None:  # noqa: ANN001 - CounterView
         table = self.query_one("#shop-cart", DataTable)
@@ -192,8 +192,12 @@ def _product_cells(product: Product, stock_qty: int) -> tuple[Text, ...]:
     return (
         Text(f"x {product.name}" if forbidden else product.name, style="red strike" if forbidden else ""),
         Text(f"{product.price_idr:,}/{product.unit}".replace(",", "."), justify="right"),
-        Text(str(stock_qty), justify="right"),
+        _stock_cell(stock_qty),
     )
+
+
+def _stock_cell(stock_qty: int) -> Text:
+    return Text(str(stock_qty), justify="right")
 
 
 def _product_line(product: Product, stock_qty: int) -> Text:

@@ -4,7 +4,6 @@ after each flow, and the bank's ledger stays balanced."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -13,13 +12,13 @@ from textual.widgets import DataTable
 
 from bank_penyalur.demo import fixture, generator
 from edc_terminal.app import EdcApp, EdcOptions, build_terminal
-from edc_terminal.terminal import EdcTerminal
 from shared.banks import get_bank
 from shared.cards import mask_pan
 from shared.clock import FixedClock
 from shared.money import format_idr
 
 from tests.conftest import BUSINESS_START
+from tests.apps import eventually, settle, start_network
 from tests.switch.network import Network
 
 BNI = get_bank("bni")
@@ -27,15 +26,11 @@ CARDS = {c.label: c for c in fixture.demo_cards(BNI)}
 SPENDABLE = [p for p in (generator.generated_kpm(BNI, i) for i in range(40)) if p.spendable]
 BENEFIT_IDR = 150_000
 SIZE = (120, 40)
-SETTLE_S = 15.0
 
 
 @pytest.fixture(scope="module")
 def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
-    tmp = tmp_path_factory.mktemp("edc-app-net")
-    net = Network(tmp, {"data_dir": tmp}).start()
-    yield net
-    net.stop()
+    yield from start_network(tmp_path_factory.mktemp("edc-app-net"))
 
 
 @pytest.fixture(autouse=True)
@@ -49,17 +44,6 @@ def make_app(network: Network, timeout_ms: int = 5_000, port: int | None = None,
     for the whole module, as a real terminal's does: the switch refuses a STAN used twice."""
     options = EdcOptions(tid, "127.0.0.1", port or network.iso_port, network.tmp, timeout_ms, connect_timeout_ms=1_000)
     return EdcApp(build_terminal(options, FixedClock(BUSINESS_START)))
-
-
-async def settle(pilot, terminal: EdcTerminal) -> None:  # noqa: ANN001
-    """Wait (bounded) until no message is in flight."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + SETTLE_S
-    await pilot.pause()
-    while terminal.busy and loop.time() < deadline:
-        await pilot.pause(0.02)
-    assert not terminal.busy, "the terminal is still waiting for the switch"
-    await pilot.pause()
 
 
 async def insert_by_typing(pilot, app: EdcApp, pan: str) -> None:  # noqa: ANN001
@@ -238,17 +222,7 @@ async def test_purchase_reversed_when_the_bank_does_not_answer(network: Network,
         slip = " ".join(last_slip(app).split())
         assert "RC 91" in slip and "saldo akan dikembalikan" in slip
         assert app.terminal.outcome.reversal in ("reversed", "pending")
-    assert await wait_for(lambda: network.balance_of(person.pan) == BENEFIT_IDR)
-
-
-async def wait_for(predicate, timeout_s: float = 15.0) -> bool:  # noqa: ANN001
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while loop.time() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.1)
-    return predicate()
+    assert await eventually(lambda: network.balance_of(person.pan) == BENEFIT_IDR)
 
 
 @pytest.mark.parametrize(
@@ -337,3 +311,29 @@ async def test_inspector_lists_the_exchanges_with_the_pan_masked(running) -> Non
     cells = [str(cell) for row in range(fields.row_count) for cell in fields.get_row_at(row)]
     assert mask_pan(person.pan) in cells and person.pan not in " ".join(cells)
     assert person.pan not in app.export_screenshot()
+
+
+async def test_switch_down_mid_flow_keeps_the_reversal_and_sends_it_when_back(network: Network) -> None:
+    """Cek went through; the switch then stops. The purchase cannot be delivered: the terminal
+    keeps its reversal (the outcome is unknown to it) and sends it once the switch is back."""
+    person = SPENDABLE[10]
+    app = make_app(network, timeout_ms=1_000)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app.terminal)
+        await cek_by_keys(pilot, app, person.pan, person.pin)
+        await pilot.press("enter")
+        network.stop_switch()
+        try:
+            await bayar_by_keys(pilot, app, person.pan, person.pin, "10000")
+            outcome = app.terminal.outcome
+            assert (outcome.rc, outcome.reversal) == ("91", "pending")
+            assert app.terminal.status().pending_reversals == 1 and app.terminal.status().link == "TERPUTUS"
+            assert "saldo akan dikembalikan" in " ".join(last_slip(app).split())
+        finally:
+            network.start_switch()
+        app.terminal.link.port = network.iso_port
+        await pilot.press("enter", "m", "5")
+        await settle(pilot, app.terminal)
+        assert app.terminal.status().pending_reversals == 0
+        assert "1 pembatalan terkirim" in app.terminal.display().message
+    assert network.balance_of(person.pan) == BENEFIT_IDR
