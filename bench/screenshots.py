@@ -42,15 +42,10 @@ AT = datetime(2026, 11, 3, 9, 0)
 BANK = get_bank("bni")
 CARDS = {card.label: card for card in fixture.demo_cards(BANK)}
 SETTLE_S = 15.0
-FROZEN_S = 1_000.0  # the spinner's timer: screens are taken with nothing in flight
 
 
 class ScreenFailure(Exception):
     pass
-
-
-def frozen() -> float:
-    return FROZEN_S
 
 
 async def settle(pilot: Pilot, terminal: EdcTerminal) -> None:
@@ -86,7 +81,7 @@ def expect(condition: bool, what: str) -> None:
 
 async def edc_screens(host: str, port: int, data_dir: Path, out: Path) -> None:
     options = EdcOptions("BNI00001", host, port, data_dir, timeout_ms=10_000, connect_timeout_ms=2_000)
-    app = EdcApp(build_terminal(options, FixedClock(AT), monotonic=frozen))
+    app = EdcApp(build_terminal(options, FixedClock(AT)))  # real round-trip times in the inspector
     async with app.run_test(size=SIZE) as pilot:
         terminal = app.terminal
         await settle(pilot, terminal)
@@ -134,7 +129,7 @@ async def add_item(pilot: Pilot, app: CashierApp, sku: str, qty: int) -> None:
 
 async def cashier_screens(host: str, port: int, data_dir: Path, out: Path) -> None:
     options = ShopOptions(BANK.merchant_id(1), BANK.terminal_id(1), host, port, data_dir, None)
-    counter = build_counter(options, FixedClock(AT), monotonic=frozen)
+    counter = build_counter(options, FixedClock(AT))
     app = CashierApp(counter, data_dir)
     try:
         async with app.run_test(size=SIZE) as pilot:

@@ -131,12 +131,12 @@ class Status:
     pending_reversals: int
     batch: int
     batch_count: int
-    time_wib: str
+    time_wib: str  # HH:MM; the slips carry the date
 
     def line(self) -> str:
         signed = "SIGN-ON" if self.signed_on else "BELUM SIGN-ON"
         return (
-            f"{self.tid} {self.bank_code} | {signed} | {self.link} | tertunda {self.pending_reversals}"
+            f"{self.tid} {self.bank_code} | {signed} | {self.link} | tunda {self.pending_reversals}"
             f" | batch {self.batch:06d}: {self.batch_count} trx | {self.time_wib} WIB"
         )
 
@@ -293,7 +293,7 @@ class EdcTerminal:
             pending_reversals=self.core.pending_reversals,
             batch=stored.batch,
             batch_count=stored.batch_count,
-            time_wib=self.clock.now().strftime("%d/%m/%Y %H:%M"),
+            time_wib=self.clock.now().strftime("%H:%M"),
         )
 
     def display(self) -> Display:

@@ -51,7 +51,7 @@ class EdcPanel(Widget, can_focus=True):
         *(Binding(d, f"digit('{d}')", d, show=False) for d in "0123456789"),
         Binding("backspace", "koreksi", "KOREKSI"),
         Binding("escape", "batal", "BATAL"),
-        Binding("enter", "enter", "ENTER"),
+        Binding("enter", "enter", "ENTER", show=False),
         Binding("m", "menu", "MENU", show=False),
         *(Binding(key, f"function('{action.value}')", ACTION_LABELS[action], show=False) for key, action in FUNCTION_KEYS),
         Binding("a", "take_card", "Ambil kartu", show=False),
@@ -65,6 +65,7 @@ class EdcPanel(Widget, can_focus=True):
         self.terminal = terminal
         self.demo_cards = [c for c in demo_cards if _same_bank(c, terminal)]
         self._printed = 0
+        self._composed = False
 
     def compose(self) -> ComposeResult:
         yield Static(id="edc-status")
@@ -87,6 +88,7 @@ class EdcPanel(Widget, can_focus=True):
                 yield Static(id="edc-paper")
 
     def on_mount(self) -> None:
+        self._composed = True
         self.border_title = f"EDC {self.terminal.core.bank_name}"
         self.query_one("#edc-printer").border_title = "Printer"
         self.terminal.subscribe(on_change=self.refresh_view)
@@ -97,8 +99,8 @@ class EdcPanel(Widget, can_focus=True):
     # -- rendering ------------------------------------------------------------------------------
 
     def refresh_view(self) -> None:
-        if not self.is_mounted:
-            return
+        if not self._composed:
+            return  # a listener fired before the widgets exist
         self.query_one("#edc-status", Static).update(self.terminal.status().line())
         self.query_one("#edc-lcd", Static).update(_lcd_text(self.terminal))
         self._feed_paper()

@@ -51,6 +51,7 @@ class ShopPanel(Widget):
     def __init__(self, counter: Counter, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.counter = counter
+        self._composed = False
 
     def compose(self) -> ComposeResult:
         yield Static(id="shop-steps")
@@ -70,6 +71,7 @@ class ShopPanel(Widget):
         yield Static(id="shop-message")
 
     def on_mount(self) -> None:
+        self._composed = True
         self.border_title = f"e-Warong {self.counter.ewarong_id}"
         catalogue = self.query_one("#shop-catalogue", DataTable)
         *_, self._stock_column = catalogue.add_columns("Barang", "Harga (Rp)", "Stok")
@@ -84,8 +86,8 @@ class ShopPanel(Widget):
     # -- rendering ------------------------------------------------------------------------------
 
     def refresh_view(self) -> None:
-        if not self.is_mounted:
-            return
+        if not self._composed:
+            return  # a listener fired before the widgets exist
         view = self.counter.view()
         self.query_one("#shop-steps", Static).update(_steps_text(view.step))
         balance = "belum dicek" if view.balance_idr is None else format_idr(view.balance_idr)
@@ -254,9 +256,9 @@ class CashierApp(App):
     BINDINGS = [
         Binding("f9", "pay", "Bayar"),
         Binding("f10", "report", "Laporan"),
-        Binding("f11", "price_board", "Papan harga"),
+        Binding("f11", "price_board", "Harga"),
         Binding("f8", "toggle_inspector", "Inspektur"),
-        Binding("ctrl+n", "next_customer", "KPM berikutnya"),
+        Binding("ctrl+n", "next_customer", "KPM baru"),
         Binding("ctrl+q", "quit", "Keluar"),
     ]
 

@@ -98,7 +98,7 @@ async def test_signs_on_at_power_on_and_shows_the_status_line(running) -> None: 
     status = app.terminal.status()
     assert (status.tid, status.signed_on, status.link) == ("BNI00001", True, "ONLINE")
     assert "SILAKAN MASUKKAN KARTU" in lcd(app)
-    assert "BNI00001 BNI | SIGN-ON | ONLINE | tertunda 0" in status.line()
+    assert "BNI00001 BNI | SIGN-ON | ONLINE | tunda 0" in status.line()
 
 
 async def test_cek_by_keys_prints_the_balance_and_never_shows_the_pin(running) -> None:  # noqa: ANN001

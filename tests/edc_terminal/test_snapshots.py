@@ -111,3 +111,13 @@ def test_inspector(snap_compare, app: EdcApp) -> None:  # noqa: ANN001
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_no_snapshot_or_screenshot_holds_a_pin_or_a_full_card_number() -> None:
+    root = Path(__file__).parents[2]
+    files = [*root.glob("tests/*/__snapshots__/*/*.svg"), *root.glob("docs/screenshots/*.svg")]
+    assert len(files) >= 9
+    secrets = (PIN, POOR_PIN, PAN, POOR_PAN, "9360000900000014", "9360000900000022")
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        assert not [s for s in secrets if s in text], path
