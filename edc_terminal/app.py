@@ -52,6 +52,7 @@ class EdcApp(App):
 
     CSS_PATH = CSS_DIR / "edc.tcss"
     TITLE = "EDC Program Sembako"
+    ENABLE_COMMAND_PALETTE = False  # its texts are English; the cashier needs none of it
     BINDINGS = [
         Binding("f8", "toggle_inspector", "Inspektur"),
         Binding("ctrl+q", "quit", "Keluar"),
@@ -76,7 +77,7 @@ class EdcApp(App):
         self.query_one("#inspector").display = False
         if self._power_on:
             self.terminal.power_on()
-            self.query_one(EdcPanel)._kick()
+            self.query_one(EdcPanel).run_network_job()
 
     async def on_unmount(self) -> None:
         await self.terminal.close()

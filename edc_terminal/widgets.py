@@ -143,7 +143,7 @@ class EdcPanel(Widget, can_focus=True):
 
     def action_function(self, action: str) -> None:
         self.terminal.select(action)
-        self._kick()
+        self.run_network_job()
 
     def action_insert_card(self) -> None:
         typed = self.query_one("#edc-card-input", Input).value.strip()
@@ -158,16 +158,16 @@ class EdcPanel(Widget, can_focus=True):
         self.terminal.insert_card(pan)
         self.query_one("#edc-card-input", Input).value = ""
         self.focus()
-        self._kick()
+        self.run_network_job()
 
     def action_take_card(self) -> None:
         self.terminal.take_card()
 
     def _press(self, key: str) -> None:
         self.terminal.press(key)
-        self._kick()
+        self.run_network_job()
 
-    def _kick(self) -> None:
+    def run_network_job(self) -> None:
         """Run the network job an input queued, without blocking the screen."""
         if self.terminal.queued:
             self.run_worker(self.terminal.run_pending(), group="edc-network", exclusive=False)

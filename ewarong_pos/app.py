@@ -253,6 +253,7 @@ class CashierApp(App):
 
     CSS_PATH = [CSS_DIR.parent / "edc_terminal" / "edc.tcss", CSS_DIR / "shop.tcss"]
     TITLE = "Kasir e-Warong Program Sembako"
+    ENABLE_COMMAND_PALETTE = False  # its texts are English; the cashier needs none of it
     BINDINGS = [
         Binding("f9", "pay", "Bayar"),
         Binding("f10", "report", "Laporan"),
@@ -287,7 +288,7 @@ class CashierApp(App):
             self.notify(" ".join(recovered), title="Pemulihan", timeout=10)
         if self._power_on:
             self.terminal.power_on()
-            self.query_one(EdcPanel)._kick()
+            self.query_one(EdcPanel).run_network_job()
 
     async def on_unmount(self) -> None:
         await self.terminal.close()
@@ -298,7 +299,7 @@ class CashierApp(App):
         self.counter.pay()
         edc = self.query_one(EdcPanel)
         edc.focus()  # the KPM types the PIN on the EDC
-        edc._kick()
+        edc.run_network_job()
 
     def action_clear_cart(self) -> None:
         self.counter.clear_cart()
