@@ -163,10 +163,16 @@ def decide_advice(
     assert card is not None
     if card.emoney_account_id is None:
         return Decision(rc.NO_EMONEY_ACCOUNT)
-    overdraws = card.balance_idr < amount_idr
-    if overdraws and amount_idr > policy.offline_limit_idr:
-        return Decision(rc.INSUFFICIENT_FUNDS, balance_idr=card.balance_idr)
+    return _offline_debit(card, merchant_account_id, amount_idr, policy)
+
+
+def _offline_debit(card: CardState, merchant_account_id: int, amount_idr: int, policy: Policy) -> Decision:
+    """Debit an offline sale: the resulting balance may go below zero (an exception for the
+    report) but never below minus the offline limit; an advice past that is refused with 51 and
+    reported as an exception too."""
+    assert card.emoney_account_id is not None
+    balance_after_idr = card.balance_idr - amount_idr
+    if balance_after_idr < -policy.offline_limit_idr:
+        return Decision(rc.INSUFFICIENT_FUNDS, balance_idr=card.balance_idr, exception=True)
     debit = NewTransfer(card.emoney_account_id, merchant_account_id, amount_idr, ADVICE)
-    return Decision(
-        rc.APPROVED, transfer=debit, balance_idr=card.balance_idr - amount_idr, exception=overdraws
-    )
+    return Decision(rc.APPROVED, transfer=debit, balance_idr=balance_after_idr, exception=balance_after_idr < 0)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from dataclasses import asdict
 from contextlib import contextmanager
@@ -19,7 +18,7 @@ from shared.banks import BANK_CODES, BANKS, get_bank
 from bank_penyalur.demo import fixture, generator
 from bank_penyalur.disburse import disburse
 from bank_penyalur.runtime import BankRuntime
-from bank_penyalur.settings import BankSettings
+from bank_penyalur.settings import BankSettings, DemoKeysRefused, check_keys
 
 bank_app = typer.Typer(help="Bank penyalur instances: serve, seed demo data, check the ledger.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -38,7 +37,12 @@ def settings_for(bank: str, data_dir: Path, database_url: str | None, **extra) -
         get_bank(bank)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--bank") from None
-    return BankSettings(bank=bank, data_dir=data_dir, database_url=database_url, **extra)
+    settings = BankSettings(bank=bank, data_dir=data_dir, database_url=database_url, **extra)
+    try:
+        check_keys(settings)
+    except DemoKeysRefused as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return settings
 
 
 @contextmanager
@@ -65,6 +69,7 @@ def serve(
     import uvicorn
 
     from bank_penyalur.api.app import create_app
+    from shared.logs import configure_logging
 
     settings = settings_for(bank, data_dir, database_url, host=host, port=port)
     # Database threads wait on I/O many times per request; with the default 5 ms switch
@@ -73,10 +78,11 @@ def serve(
     runtime = BankRuntime.start(settings)
     if seed_kpm is not None:
         generator.seed(runtime.db, runtime.bank, runtime.hsm, runtime.clock, kpm=seed_kpm)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging(f"bank-{bank}", data_dir)  # data/logs/bank-<code>.log, rotated; see shared.logs
     try:
         # No access log: URLs of card endpoints carry PANs.
-        uvicorn.run(create_app(runtime), host=settings.host, port=settings.listen_port, access_log=False, log_level="warning")
+        uvicorn.run(create_app(runtime), host=settings.host, port=settings.listen_port, access_log=False, log_level="warning",
+                    log_config=None)  # uvicorn's records through the rotating log
     finally:
         runtime.close()
 

@@ -17,6 +17,7 @@ from shared.cards import make_pan
 
 from shared.banks import Bank
 from bank_penyalur.lifecycle import next_status
+from bank_penyalur.schemas import IdNumberText, PersonName, RegionName
 from bank_penyalur.store import latest_card_status
 from bank_penyalur.tables import (
     EMONEY,
@@ -37,31 +38,29 @@ from bank_penyalur.tables import (
 
 PROGRAM_ACCOUNT_NO = "KPA-KEMENSOS"
 
-Text60 = Field(min_length=1, max_length=60)
-
 
 class Region(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    province: str = Text60
-    regency: str = Text60
-    district: str = Text60
-    village: str = Text60
+    province: RegionName
+    regency: RegionName
+    district: RegionName
+    village: RegionName
 
 
 class KpmCreate(Region):
     """One family from the beneficiary list sent for collective account opening."""
 
-    nik: str = Field(max_length=32)
-    kk_number: str = Field(max_length=32)
-    name: str = Field(min_length=1, max_length=100)
+    nik: IdNumberText
+    kk_number: IdNumberText
+    name: PersonName
     pkh: bool = False
     first_period: str = Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 
 
 class MerchantCreate(Region):
     id: str = Field(pattern=r"^[A-Z0-9]{6,15}$")
-    name: str = Field(min_length=1, max_length=100)
+    name: PersonName
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,11 @@ Where the region of a measure comes from:
 
 - account openings: the region columns recorded on `account_openings` (a failed opening has no KPM);
 - sub-account results, cards, card events, transfers and offline exceptions: the KPM's region.
+
+Offline exceptions are advices the bank flagged: `offline_exceptions` counts those accepted
+with the balance below zero (within the offline limit), `offline_refused` those refused with 51
+because they would have taken the balance below minus the offline limit. Each one is listed by
+`offline_exception_list`.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Select, func, select, true
 
+from shared import rc
 from shared.clock import period_bounds
 from bank_penyalur.tables import (
     ADVICE,
@@ -62,6 +68,7 @@ class Measures:
     funds_spent_idr: int = 0
     ending_balance_idr: int = 0
     offline_exceptions: int = 0
+    offline_refused: int = 0
 
 
 MEASURES = tuple(f.name for f in fields(Measures))
@@ -135,7 +142,7 @@ def _all_measures(conn: Connection, scope: _Scope) -> Iterable[tuple[str, dict[K
     yield "funds_spent_idr", _negate(_reversed(conn, scope))
     yield "ending_balance_idr", _emoney_legs(conn, scope, Transfer.credit_account_id)
     yield "ending_balance_idr", _negate(_emoney_legs(conn, scope, Transfer.debit_account_id))
-    yield "offline_exceptions", _offline_exceptions(conn, scope)
+    yield from _offline_exceptions(conn, scope)
 
 
 # -- query helpers -----------------------------------------------------------------------
@@ -283,22 +290,62 @@ def _emoney_legs(conn: Connection, scope: _Scope, account_side) -> dict[Key, int
     return _grouped(conn, stmt, len(region_columns(scope.level)))
 
 
-def _offline_exceptions(conn: Connection, scope: _Scope) -> dict[Key, int]:
+def _offline_exceptions(conn: Connection, scope: _Scope) -> Iterable[tuple[str, dict[Key, int]]]:
     region = _region(Kpm, scope)
+    accepted = (AuthRequest.rc == rc.APPROVED).label("accepted")
     stmt = (
-        select(*region, func.count())
+        select(*region, accepted, func.count())
         .select_from(AuthRequest)
         .join(Card, Card.id == AuthRequest.card_id)
         .join(Kpm, Kpm.id == Card.kpm_id)
-        .where(
-            AuthRequest.exception.is_(True),
-            AuthRequest.created_at >= scope.start,
-            AuthRequest.created_at < scope.end,
-            _in_province(Kpm, scope),
-        )
-        .group_by(*region)
+        .where(*_exception_conditions(scope))
+        .group_by(*region, accepted)
     )
-    return _grouped(conn, stmt, len(region))
+    parts = _split(conn, stmt, len(region))
+    yield "offline_exceptions", parts.get(True, {})
+    yield "offline_refused", parts.get(False, {})
+
+
+def _exception_conditions(scope: _Scope) -> tuple:
+    return (
+        AuthRequest.exception.is_(True),
+        AuthRequest.created_at >= scope.start,
+        AuthRequest.created_at < scope.end,
+        _in_province(Kpm, scope),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OfflineException:
+    """One flagged offline advice: accepted below zero (rc 00) or refused past the limit (rc 51)."""
+
+    created_at: datetime
+    province: str
+    regency: str
+    pan_masked: str
+    terminal_id: str
+    stan: str
+    merchant_id: str
+    amount_idr: int
+    rc: str
+    balance_idr: int | None
+
+
+def offline_exception_list(conn: Connection, period: str, province: str | None = None) -> list[OfflineException]:
+    """Every offline exception of `period` (optionally within one province), oldest first."""
+    start, end = period_bounds(period)
+    scope = _Scope(period, start, end, "regency", province or None)
+    stmt = (
+        select(
+            AuthRequest.created_at, Kpm.province, Kpm.regency, AuthRequest.pan_masked, AuthRequest.terminal_id,
+            AuthRequest.stan, AuthRequest.merchant_id, AuthRequest.amount_idr, AuthRequest.rc, AuthRequest.balance_idr,
+        )
+        .join(Card, Card.id == AuthRequest.card_id)
+        .join(Kpm, Kpm.id == Card.kpm_id)
+        .where(*_exception_conditions(scope))
+        .order_by(AuthRequest.id)
+    )
+    return [OfflineException(*row) for row in conn.execute(stmt)]
 
 
 # -- output ------------------------------------------------------------------------------

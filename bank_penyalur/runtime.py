@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from bank_penyalur import migrate
@@ -13,7 +14,21 @@ from shared.db import Database, sqlite_url
 from bank_penyalur.hsm import Hsm
 from bank_penyalur.registry import ensure_program_account
 from bank_penyalur.service import Authoriser
-from bank_penyalur.settings import BankSettings
+from bank_penyalur.settings import BankSettings, check_keys
+
+log = logging.getLogger("bank_penyalur")
+
+DEMO_KEYS_WARNING = (
+    "runs on the public demo keys ({names}): anyone holding this bank's database can recover "
+    "PINs. For a demo only; set SEMBAKO_BANK_ZPK_HEX and SEMBAKO_BANK_PVK_HEX, and "
+    "SEMBAKO_BANK_REQUIRE_REAL_KEYS=true to refuse demo keys."
+)
+
+
+def demo_keys_warning(settings: BankSettings) -> str | None:
+    """What the bank says about its keys at start and in /health; None with real keys."""
+    names = settings.demo_key_names
+    return DEMO_KEYS_WARNING.format(names=", ".join(names)) if names else None
 
 
 def database_for(settings: BankSettings) -> Database:
@@ -36,7 +51,12 @@ class BankRuntime:
 
     @classmethod
     def start(cls, settings: BankSettings, clock: Clock | None = None) -> BankRuntime:
-        """Open the database, bring the schema to head and make sure the program account exists."""
+        """Open the database, bring the schema to head and make sure the program account exists.
+        Raises DemoKeysRefused when real keys are required and missing."""
+        check_keys(settings)
+        warning = demo_keys_warning(settings)
+        if warning:
+            log.warning("bank %s %s", settings.bank_code, warning)
         clock = clock or SystemClock()
         db = database_for(settings)
         migrate.upgrade(db)

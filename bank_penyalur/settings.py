@@ -1,4 +1,9 @@
-"""Settings of one bank instance, from arguments or SEMBAKO_* environment variables."""
+"""Settings of one bank instance, from arguments or SEMBAKO_* environment variables.
+
+Without `zpk_hex` / `pvk_hex` a bank uses fixed, public demo keys: anyone holding its database
+could then recover a PIN from its verification value. A bank on demo keys says so at start and
+in /health; with `require_real_keys` it refuses to start (`check_keys`).
+"""
 
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ class BankSettings(BaseSettings):
     # Zone PIN key shared with the switch (double-length TDES, hex) and the PIN verification key.
     zpk_hex: str | None = None
     pvk_hex: str | None = None
+    require_real_keys: bool = False
     benefit_idr: int = 150_000
     offline_limit_idr: int = 150_000
     advice_max_age_days: int = 90
@@ -37,6 +43,9 @@ class BankSettings(BaseSettings):
     batch_queue_max: int = 4_096  # authorisations waiting; beyond this the bank answers 503
     batch_writers_pg: int = 2  # authorisation writer threads on PostgreSQL (SQLite: 1)
     gil_switch_interval_ms: float = 0.5
+    # Request bodies: an authorisation is a few hundred bytes; an opening carries up to 10,000 KPM.
+    auth_body_max_bytes: int = 16 * 1024
+    body_max_bytes: int = 4 * 1024 * 1024
     # PostgreSQL schema holding this bank's tables; default bank_<code>.
     db_schema: str | None = None
 
@@ -55,3 +64,27 @@ class BankSettings(BaseSettings):
     @property
     def pvk(self) -> str:
         return self.pvk_hex or demo_key_hex(self.bank_code, "pvk")
+
+    @property
+    def demo_key_names(self) -> tuple[str, ...]:
+        """The keys ("zpk", "pvk") that are the public demo keys: not set, or set to them."""
+        given = {"zpk": self.zpk_hex, "pvk": self.pvk_hex}
+        return tuple(
+            name for name, value in given.items()
+            if value is None or value.upper() == demo_key_hex(self.bank_code, name)
+        )
+
+
+class DemoKeysRefused(ValueError):
+    """The bank is told to require real keys and has (some) demo keys."""
+
+
+def check_keys(settings: BankSettings) -> None:
+    """Raise DemoKeysRefused when real keys are required and a demo key is in use."""
+    names = settings.demo_key_names
+    if settings.require_real_keys and names:
+        variables = ", ".join(f"SEMBAKO_BANK_{name.upper()}_HEX" for name in names)
+        raise DemoKeysRefused(
+            f"bank {settings.bank_code}: real keys are required (SEMBAKO_BANK_REQUIRE_REAL_KEYS) "
+            f"but {', '.join(names)} would be the public demo keys; set {variables}"
+        )

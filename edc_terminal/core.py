@@ -34,7 +34,6 @@ from shared.cards import PAN_LENGTH_MAX, PAN_LENGTH_MIN, luhn_valid, mask_pan
 from shared.clock import Clock
 from shared.iso8583 import (
     ECHO,
-    KEY_EXCHANGE,
     REVERSAL_REPEAT,
     SIGN_ON,
     Message,
@@ -292,7 +291,7 @@ class EdcCore:
         self._flight: _Flight | None = None
         self._flush: _Flush | None = None
         self._keys = self._load_keys(stored.keys)
-        self._resign_on = False  # the switch said (without MAC) it does not know our keys
+        self._resign_on = False  # an answer failed its MAC: the working keys are dropped after the flow
         self.outcome: Outcome | None = None
         self._recover_in_flight_purchase()
 
@@ -401,9 +400,10 @@ class EdcCore:
         return self._network(Flow.SIGN_ON, SIGN_ON, then_keys=exchange_keys)
 
     def exchange_keys(self) -> list[Command]:
+        """New working keys: a sign-on, whose challenge the key exchange then answers."""
         if self._state is not State.IDLE:
             return self._wrong_state("Tukar kunci")
-        return self._network(Flow.KEY_EXCHANGE, KEY_EXCHANGE)
+        return self.sign_on(exchange_keys=True)
 
     def echo(self) -> list[Command]:
         if self._state is not State.IDLE:
@@ -446,7 +446,7 @@ class EdcCore:
         if flight is None or message.get("t") != flight.expect_mti or message.get("11") != flight.stan:
             return []
         if flight.flow not in NETWORK_FLOWS and not self._mac_ok(message, raw):
-            self._resign_on = self._resign_on or _not_signed_on(message)
+            self._resign_on = True  # our keys and the switch's differ: sign on again after this flow
             return self._no_answer(flight)  # a bad MAC is no answer at all
         handlers = {
             Flow.SIGN_ON: self._on_sign_on,
@@ -525,8 +525,10 @@ class EdcCore:
         return [Show(TEXT_WAIT), self._send_command(flight)]
 
     def _send_command(self, flight: _Flight) -> Send:
-        if flight.flow in NETWORK_FLOWS:
-            data = encode(flight.request)  # network management messages carry no MAC
+        if flight.flow is Flow.KEY_EXCHANGE:  # proves that this terminal holds its master key
+            data = encode_with_mac(flight.request, keylib.key_exchange_key(self._tmk))
+        elif flight.flow in NETWORK_FLOWS:
+            data = encode(flight.request)  # sign-on and echo carry no MAC
         else:
             assert self._keys is not None
             data = encode_with_mac(flight.request, self._keys.tak)
@@ -639,9 +641,13 @@ class EdcCore:
 
     def _on_sign_on(self, flight: _Flight, message: Message) -> list[Command]:
         rc = message.get("39", rc_table.FORMAT_ERROR)
-        if rc == rc_table.APPROVED and flight.then_keys:
-            return self._network(Flow.KEY_EXCHANGE, KEY_EXCHANGE)
-        return self._finish_network(flight, rc)
+        if rc != rc_table.APPROVED or not flight.then_keys:
+            return self._finish_network(flight, rc)
+        challenge = protocol.challenge_of(message)
+        if challenge is None:
+            return self._finish_network(flight, KEY_ERROR_RC, "Sign-on tidak memberi tantangan kunci: tukar kunci batal")
+        request = protocol.key_exchange_request(self.terminal, self._next_stan(), self._now(), challenge)
+        return self._start(_Flight(Flow.KEY_EXCHANGE, request, self.config.network_timeout_ms))
 
     def _on_echo(self, flight: _Flight, message: Message) -> list[Command]:
         return self._finish_network(flight, message.get("39", rc_table.FORMAT_ERROR))
@@ -792,11 +798,6 @@ class EdcCore:
         masked = mask_pan(original["2"])
         outcome = Outcome(Flow.REVERSAL, rc, rc_text, message, stan=flight.stan, pan_masked=masked, receipt=receipt, **fields)
         return self._finish(outcome)
-
-
-def _not_signed_on(message: Message) -> bool:
-    """An answer without any MAC saying RC 58: the switch has no working keys for us."""
-    return message.get("39") == rc_table.NOT_PERMITTED_TERMINAL and "64" not in message and "128" not in message
 
 
 def _answer_fields(answer: Message) -> dict:

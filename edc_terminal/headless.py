@@ -162,9 +162,20 @@ async def session(core: EdcCore, client: SwitchClient, request: Request, inspect
     if command != "reversal":
         await flush_pending(core, client, inspector)
     outcome = await _main_flow(core, client, request, inspector)
-    if command == "reversal" and outcome.rc != NO_ANSWER_RC:
+    if not core.has_keys:
+        await recover_keys(core, client, inspector)
+    elif command == "reversal" and outcome.rc != NO_ANSWER_RC:
         await flush_pending(core, client, inspector)
     return outcome
+
+
+async def recover_keys(core: EdcCore, client: SwitchClient, inspector: Inspector | None = None) -> bool:
+    """An answer failed its MAC, so the core dropped its working keys: sign on and exchange keys
+    again, then send the reversals kept meanwhile, without a person. True when keys are back."""
+    signed_on = await complete(core, client, core.sign_on(), inspector)
+    if signed_on.approved and core.has_keys:
+        await flush_pending(core, client, inspector)
+    return core.has_keys
 
 
 def result_dict(command: str, core: EdcCore, outcome: Outcome) -> dict[str, Any]:

@@ -435,6 +435,8 @@ class EdcTerminal:
             self._apply(self.core.cancel())
         self._buffer = ""
         self._mode = Mode.READY
+        if not self.core.has_keys and self._job is None:
+            self._queue(self._recover_keys)  # the flow that just ended lost the keys
         self._changed()
 
     def start_purchase(self, amount_idr: int, pan: str | None = None) -> bool:
@@ -609,11 +611,24 @@ class EdcTerminal:
             return
         send = next((c for c in commands if isinstance(c, Send)), None)
         if send is not None:
-            self._queue(lambda: self._drive(send))
+            self._queue(lambda: self._drive_then_recover(send))
 
     def _queue(self, job: Job) -> None:
         assert self._job is None, "one network job at a time"
         self._job = job
+
+    async def _drive_then_recover(self, send: Send) -> None:
+        await self._drive(send)
+        if self.core.state is State.IDLE and not self.core.has_keys:
+            await self._recover_keys()
+
+    async def _recover_keys(self) -> None:
+        """An answer failed its MAC and the core dropped its working keys: sign on and exchange
+        keys again, then send the reversals kept meanwhile, without a person."""
+        note = self._message
+        await self._power_on()
+        if self.core.has_keys:
+            self._message = f"{note + ' ' if note else ''}Kunci kerja diperbarui otomatis."
 
     async def _drive(self, send: Send) -> None:
         """Carry each Send to the switch and each answer back, until the flow ends."""

@@ -162,6 +162,7 @@ class EdcPanel(Widget, can_focus=True):
 
     def action_take_card(self) -> None:
         self.terminal.take_card()
+        self.run_network_job()
 
     def _press(self, key: str) -> None:
         self.terminal.press(key)

@@ -13,7 +13,6 @@ import itertools
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -21,6 +20,7 @@ import typer
 
 from shared import iso8583, keys, pinblock, protocol
 from shared.banks import BANKS, DEMO_TERMINALS_PER_BANK, Bank
+from shared.clock import Clock, SystemClock
 from shared.keys import demo_terminal_master_key_hex
 
 bench_app = typer.Typer(help="Load the running network (loopback only) and print figures.", no_args_is_help=True)
@@ -72,7 +72,8 @@ class Figures:
 class Connection:
     """One terminal connection with requests in flight matched by STAN."""
 
-    def __init__(self, bank: Bank, serial: int, first_stan: int) -> None:
+    def __init__(self, bank: Bank, serial: int, first_stan: int, clock: Clock | None = None) -> None:
+        self.clock = clock or SystemClock()  # WIB, as the terminals and the switch keep time (fields 7, 12, 13)
         self.tid = bank.terminal_id(serial)
         self.terminal = protocol.Terminal(self.tid, bank.merchant_id(serial))
         self.bank = bank
@@ -103,8 +104,10 @@ class Connection:
                 if not waiter.done():
                     waiter.set_result(None)
 
-    async def request(self, doc: dict, mac: bool = True) -> dict | None:
-        message = iso8583.encode_with_mac(doc, self.tak) if mac else iso8583.encode(doc)
+    async def request(self, doc: dict, mac: bool = True, mac_key: bytes | None = None) -> dict | None:
+        """Send `doc` (MACed under the TAK, or under `mac_key`, or not at all) and await its answer."""
+        key = mac_key or (self.tak if mac else None)
+        message = iso8583.encode_with_mac(doc, key) if key else iso8583.encode(doc)
         waiter = asyncio.get_running_loop().create_future()
         self._waiting[str(doc["11"])] = waiter
         self.writer.write(iso8583.frame(iso8583.Tpdu(1, 0), message))
@@ -115,15 +118,16 @@ class Connection:
             return None
 
     async def sign_on(self) -> None:
-        now = datetime.now()
+        now = self.clock.now()
         answer = await self.request(protocol.network_request(self.terminal, iso8583.SIGN_ON, self.next_stan(), now), mac=False)
         if not answer or answer.get("39") != "00":
             raise RuntimeError(f"{self.tid}: sign-on refused ({answer and answer.get('39')})")
-        answer = await self.request(protocol.network_request(self.terminal, iso8583.KEY_EXCHANGE, self.next_stan(), now), mac=False)
-        if not answer or answer.get("39") != "00":
-            raise RuntimeError(f"{self.tid}: key exchange refused")
-        tpk_wrapped, tak_wrapped, _, _ = protocol.parse_keys_field(str(answer["48"]))
         tmk = bytes.fromhex(demo_terminal_master_key_hex(self.tid))
+        request = protocol.key_exchange_request(self.terminal, self.next_stan(), now, str(protocol.challenge_of(answer)))
+        answer = await self.request(request, mac_key=keys.key_exchange_key(tmk))
+        if not answer or answer.get("39") != "00":
+            raise RuntimeError(f"{self.tid}: key exchange refused ({answer and answer.get('39')})")
+        tpk_wrapped, tak_wrapped, _, _ = protocol.parse_keys_field(str(answer["48"]))
         self.tpk, self.tak = keys.unwrap(tmk, tpk_wrapped), keys.unwrap(tmk, tak_wrapped)
 
     async def close(self) -> None:
@@ -192,7 +196,7 @@ async def run_purchases(
             await pace.wait()
             pan, pin = cards[(index + sequence * concurrency) % len(cards)]
             block = blocks.get(pan) or blocks.setdefault(pan, pinblock.encipher(connection.tpk, pin, pan).hex().upper())
-            doc = protocol.purchase_request(connection.terminal, connection.next_stan(), datetime.now(), pan, AMOUNT_IDR, block, 1)
+            doc = protocol.purchase_request(connection.terminal, connection.next_stan(), connection.clock.now(), pan, AMOUNT_IDR, block, 1)
             started = time.perf_counter()
             answer = await connection.request(doc)
             figures.count(answer.get("39") if answer else None, (time.perf_counter() - started) * 1000)
@@ -209,7 +213,7 @@ async def run_echo(host: str, port: int, seconds: float, concurrency: int, conne
     async def worker(index: int) -> None:
         connection = connections[index % len(connections)]
         while time.monotonic() < deadline:
-            doc = protocol.network_request(connection.terminal, iso8583.ECHO, connection.next_stan(), datetime.now())
+            doc = protocol.network_request(connection.terminal, iso8583.ECHO, connection.next_stan(), connection.clock.now())
             started = time.perf_counter()
             answer = await connection.request(doc, mac=False)
             figures.count(answer.get("39") if answer else None, (time.perf_counter() - started) * 1000)

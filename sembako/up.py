@@ -6,6 +6,12 @@ that die are restarted (a bounded number of times); Ctrl-C or SIGTERM stops them
 In a terminal, once the network is healthy, the cashier app (`sembako ewarong`) runs in the
 foreground as a child process; quitting it stops the network. Without a terminal (CI, a service
 manager) or with `--app none` the network runs headless until Ctrl-C or SIGTERM.
+
+Logs: each service writes its own rotating log, `<data>/logs/<name>.log` (shared.logs; uvicorn's
+records go through it, access logs are off). What escapes logging (an interpreter crash before
+logging is set up, a stray print) is captured from the child's stdout and stderr in
+`<data>/logs/<name>.out`, which is rotated (kept once as `.out.1`) when a child starts and it is
+past OUTPUT_BYTES_MAX.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ RESTARTS_MAX = 5
 STOP_TIMEOUT_S = 10.0
 POLL_INTERVAL_S = 0.5
 APP_STOP_TIMEOUT_S = 5.0
+OUTPUT_BYTES_MAX = 5_000_000  # a child's captured stdout/stderr, rotated at start past this
 # Without a terminal the output goes to a log: wide enough that no PAN, URL or path is cut.
 WIDE_CONSOLE = 10_000
 
@@ -76,9 +83,15 @@ class Child:
     log_path: Path | None = None
     started_at: float = field(default=0.0)
 
-    def start(self) -> None:
+    @property
+    def output_path(self) -> Path:
+        """Where the child's stdout and stderr go: beside its own log, as `.out`."""
         assert self.log_path is not None
-        with self.log_path.open("ab") as log:
+        return self.log_path.with_suffix(".out")
+
+    def start(self) -> None:
+        rotate_output(self.output_path)
+        with self.output_path.open("ab") as log:
             # Own session and no stdin: the terminal belongs to the foreground app, not to us.
             self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                             start_new_session=True)
@@ -86,6 +99,15 @@ class Child:
 
     def stop(self) -> None:
         stop_children([self])
+
+
+def rotate_output(path: Path, bytes_max: int = OUTPUT_BYTES_MAX) -> None:
+    """Move `path` to `path.1` (replacing it) when it is past `bytes_max`."""
+    try:
+        if path.stat().st_size > bytes_max:
+            path.replace(path.with_name(path.name + ".1"))
+    except FileNotFoundError:
+        pass
 
 
 def stop_children(children: list[Child], timeout_s: float = STOP_TIMEOUT_S) -> None:
@@ -161,7 +183,7 @@ def wait_healthy(children: list[Child], stop: threading.Event | None = None) -> 
             raise TimeoutError(f"not healthy after {HEALTH_TIMEOUT_S:.0f} s: {', '.join(c.name for c in pending)}")
         for child in list(pending):
             if child.process is not None and child.process.poll() is not None:
-                raise RuntimeError(f"{child.name} exited with {child.process.returncode}; see {child.log_path}")
+                raise RuntimeError(f"{child.name} exited with {child.process.returncode}; see {child.log_path} and {child.output_path}")
             try:
                 if httpx.get(child.health_url, timeout=1.0).status_code == 200:
                     pending.remove(child)

@@ -91,14 +91,30 @@ def split_frame(body: bytes) -> tuple[Tpdu, bytes]:
     return Tpdu.from_bytes(body[:TPDU_BYTES]), body[TPDU_BYTES:]
 
 
-async def read_frame(reader: asyncio.StreamReader, timeout_ms: int, frame_bytes_max: int = FRAME_BYTES_MAX) -> bytes:
-    """One frame body. Raises asyncio.IncompleteReadError at EOF and TimeoutError when the
-    frame does not arrive in time. A frame whose length is out of bounds is read and dropped
-    (so the stream stays in step) and reported as FrameError."""
+class FrameTimeoutError(TimeoutError):
+    """A frame was started (its first byte arrived) but did not arrive whole in time."""
+
+
+async def read_frame(
+    reader: asyncio.StreamReader,
+    timeout_ms: int,
+    frame_bytes_max: int = FRAME_BYTES_MAX,
+    frame_timeout_ms: int | None = None,
+) -> bytes:
+    """One frame body. Raises asyncio.IncompleteReadError at EOF and TimeoutError when no frame
+    starts within `timeout_ms` (the idle timeout). Once its first byte has arrived, the rest of
+    the frame must arrive within `frame_timeout_ms` (default: `timeout_ms`), else
+    FrameTimeoutError. A frame whose length is out of bounds is read and dropped (so the stream
+    stays in step) and reported as FrameError."""
     async with asyncio.timeout(timeout_ms / 1000):
-        header = await reader.readexactly(LENGTH_BYTES)
-        (length,) = struct.unpack(">H", header)
-        body = await reader.readexactly(length)  # at most 65,535 bytes: the length is 2 bytes
+        first = await reader.readexactly(1)
+    try:
+        async with asyncio.timeout((frame_timeout_ms or timeout_ms) / 1000):
+            header = first + await reader.readexactly(LENGTH_BYTES - 1)
+            (length,) = struct.unpack(">H", header)
+            body = await reader.readexactly(length)  # at most 65,535 bytes: the length is 2 bytes
+    except TimeoutError:
+        raise FrameTimeoutError(f"frame not complete within {frame_timeout_ms or timeout_ms} ms") from None
     if not TPDU_BYTES <= length <= frame_bytes_max:
         raise FrameError(f"frame length {length} outside [{TPDU_BYTES}, {frame_bytes_max}]: dropped")
     return body
@@ -122,19 +138,46 @@ def encode(doc: Message) -> bytes:
 
 
 def decode(message: bytes) -> Message:
-    """Decode message bytes. Raises MessageError with the MTI when it could be read."""
+    """Decode message bytes. Raises MessageError with the MTI when it could be read.
+
+    Text fields must be printable ASCII: a control character (NUL, ESC, ...) is a format error,
+    so nothing the switch journals or logs carries one."""
     try:
         doc, _ = iso8583.decode(bytearray(message), SPEC)
     except iso8583.DecodeError as exc:
         raise MessageError(f"cannot decode: {exc}", mti=peek_mti(message)) from None
+    for field, value in doc.items():
+        if isinstance(value, str) and not (value.isascii() and value.isprintable()):
+            position = next(i for i, c in enumerate(value) if not (c.isascii() and c.isprintable()))
+            raise MessageError(f"field {field} holds a non-printable character at pos {position}", mti=peek_mti(message))
     return doc
 
 
+# Third MTI digit (message function): a request (0), advice (2), notification (4) or
+# instruction (6) is answered with the next odd digit; 8 (reserved) likewise. An odd digit is
+# itself an answer and is never answered.
+_DIGITS = frozenset("0123456789")
+
+
+def response_mti_or_none(mti: str | None) -> str | None:
+    """The MTI that answers `mti`, or None when there is none: not four ASCII digits, or a
+    message function (third digit) that is odd (an answer: 0110, 0190, 9999). The fourth digit
+    (origin) becomes 0: 0200 -> 0210, 0401 -> 0410, 0220 -> 0230."""
+    if not isinstance(mti, str) or len(mti) != 4 or not set(mti) <= _DIGITS:
+        return None
+    function = int(mti[2])
+    if function % 2:
+        return None
+    return f"{mti[:2]}{function + 1}0"
+
+
 def response_mti(mti: str) -> str:
-    """0200 -> 0210, 0401 -> 0410 (a repeat is answered like the original)."""
-    if len(mti) != 4 or not mti.isdigit():
-        raise MessageError(f"MTI must be 4 digits, got {mti!r}")
-    return mti[:2] + str(int(mti[2]) + 1) + "0"
+    """0200 -> 0210, 0401 -> 0410 (a repeat is answered like the original). Raises MessageError
+    (with `mti` None: there is no answer to give) when `response_mti_or_none` finds none."""
+    answer = response_mti_or_none(mti)
+    if answer is None:
+        raise MessageError(f"no response MTI for {mti!r}: expecting 4 digits with an even third digit")
+    return answer
 
 
 # -- MAC (ISO 9797-1 algorithm 3, "retail MAC", under a double-length TDES key) ------------

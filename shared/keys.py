@@ -48,3 +48,13 @@ def kcv(key: bytes) -> str:
 def demo_terminal_master_key_hex(tid: str) -> str:
     """The TMK loaded into demo EDC `tid` at deployment; the switch holds the same key."""
     return demo_key_hex(f"terminal/{tid}", "tmk")
+
+
+# Constant enciphered under the TMK to derive the key that authenticates key exchanges.
+_KEY_EXCHANGE_LABEL = b"SEMBAKO-KEYXCHG1"
+
+
+def key_exchange_key(tmk: bytes) -> bytes:
+    """The key a terminal MACs its key-exchange request with: derived from its master key, so
+    only the holder of the TMK (the terminal and the switch's HSM) can ask for working keys."""
+    return des.adjust_key_parity(des.encrypt_tdes_ecb(tmk, _KEY_EXCHANGE_LABEL))

@@ -13,10 +13,11 @@ Both sides use these functions, so the field layout lives in one place:
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from shared.iso8583 import INQUIRY, NETWORK, PURCHASE, REVERSAL, REVERSAL_REPEAT, Message, MessageError, response_mti
+from shared.iso8583 import INQUIRY, KEY_EXCHANGE, NETWORK, PURCHASE, REVERSAL, REVERSAL_REPEAT, Message, MessageError, response_mti
 from shared.money import CURRENCY_IDR, from_iso_minor, to_iso_minor
 
 PROCESSING_INQUIRY = "310000"
@@ -42,6 +43,29 @@ def _clock_fields(now: datetime) -> dict[str, str]:
 
 def network_request(terminal: Terminal, code: str, stan: str, now: datetime) -> Message:
     return {"t": NETWORK, "7": now.strftime("%m%d%H%M%S"), "11": stan, "41": terminal.tid, "42": terminal.mid, "70": code}
+
+
+# Key exchange proves possession of the terminal master key: the sign-on answer carries a
+# one-time challenge in 48; the key-exchange request echoes it in 48 and carries a MAC in 64
+# under a key derived from the TMK (shared.keys.key_exchange_key).
+CHALLENGE_HEX_LENGTH = 16
+
+
+def new_challenge() -> str:
+    return secrets.token_hex(CHALLENGE_HEX_LENGTH // 2).upper()
+
+
+def challenge_of(answer: Message) -> str | None:
+    """The challenge of a sign-on answer, or None when it carries none (or a malformed one)."""
+    value = str(answer.get("48", ""))
+    if len(value) != CHALLENGE_HEX_LENGTH or any(c not in "0123456789ABCDEF" for c in value):
+        return None
+    return value
+
+
+def key_exchange_request(terminal: Terminal, stan: str, now: datetime, challenge: str) -> Message:
+    """0800 code 101 answering the sign-on's `challenge`; send it MACed under the key-exchange key."""
+    return {**network_request(terminal, KEY_EXCHANGE, stan, now), "48": challenge}
 
 
 def _card_request(mti: str, terminal: Terminal, stan: str, now: datetime, pan: str, processing: str, amount_idr: int, batch: int) -> Message:

@@ -30,6 +30,7 @@ WRONG_PIN = "55"
 NOT_PERMITTED = "57"
 NOT_PERMITTED_TERMINAL = "58"
 RESTRICTED_CARD = "62"
+SECURITY_VIOLATION = "63"
 PIN_TRIES_EXCEEDED = "75"
 ISSUER_UNAVAILABLE = "91"
 DUPLICATE = "94"
@@ -53,6 +54,7 @@ _TABLE: dict[str, ResponseCode] = {
         ResponseCode(NOT_PERMITTED, "Transaksi tidak diizinkan", "Transaction not permitted to cardholder"),
         ResponseCode(NOT_PERMITTED_TERMINAL, "Terminal/e-Warong tidak terdaftar", "Not permitted to terminal"),
         ResponseCode(RESTRICTED_CARD, "Kartu diblokir", "Restricted card"),
+        ResponseCode(SECURITY_VIOLATION, "Pelanggaran keamanan", "Security violation"),
         ResponseCode(PIN_TRIES_EXCEEDED, "PIN terblokir, hubungi bank", "PIN tries exceeded"),
         ResponseCode(ISSUER_UNAVAILABLE, "Bank tidak dapat dihubungi", "Issuer or switch inoperative"),
         ResponseCode(DUPLICATE, "Transaksi ganda", "Duplicate transmission"),
@@ -86,6 +88,7 @@ _ADVICE_ID: dict[str, str] = {
     NOT_PERMITTED: "Transaksi tidak diizinkan untuk kartu ini (dana bantuan tidak dapat ditarik tunai).",
     NOT_PERMITTED_TERMINAL: "Terminal belum terdaftar atau perlu sign-on. Pilih menu SIGN ON, lalu ulangi.",
     RESTRICTED_CARD: "Kartu diblokir atau sudah diganti. Gunakan kartu pengganti, atau KPM ke bank penyalur.",
+    SECURITY_VIOLATION: "Terminal tidak dapat membuktikan kunci induknya. Hubungi bank penyalur untuk memasang ulang kunci terminal.",
     PIN_TRIES_EXCEEDED: "PIN terblokir. KPM datang ke bank penyalur membawa KKS dan KTP untuk reset PIN.",
     ISSUER_UNAVAILABLE: "Bank tidak dapat dihubungi. Coba lagi beberapa saat; saldo KPM tidak berkurang.",
     DUPLICATE: "Transaksi yang sama sudah diproses. Cek saldo sebelum mengulang.",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 import sys
 from pathlib import Path
@@ -27,9 +26,10 @@ def serve(
     database_url: Annotated[str | None, typer.Option("--database-url", envvar="DATABASE_URL")] = None,
 ) -> None:
     """Serve terminals over ISO 8583 and bank operations staff over HTTP until SIGINT/SIGTERM."""
+    from shared.logs import configure_logging
     from switch.runtime import SwitchRuntime
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging("switch", data_dir)  # data/logs/switch.log, rotated; see shared.logs
     # The journal writer thread must not hold the event loop off the GIL for the default 5 ms.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     settings = SwitchSettings(host=host, iso_port=port, ops_port=ops_port, data_dir=data_dir, database_url=database_url)

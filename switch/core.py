@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -43,6 +45,9 @@ REQUIRED = {
     "reversal": ("2", "4", "7", "11", "41", "42", "90"),
 }
 HIDDEN_FIELDS = ("p", "1", "52", "64", "128")  # never journalled
+# Fields of a financial request that hold only digits (a letter there is a format error, 30).
+NUMERIC_FIELDS = ("2", "3", "4", "7", "11", "12", "13", "22", "24", "49", "60", "90")
+REASON_CHARS_MAX = 200  # of a refusal's reason, as journalled
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,12 +103,19 @@ class SwitchCore:
         self._enqueue_saf = enqueue_saf
         self._answers: OrderedDict[tuple, Answer] = OrderedDict()
         self._inflight: dict[tuple, asyncio.Future[Answer]] = {}
+        self._challenges = Challenges()
         self._duplicates_max = duplicates_max
+        self.dropped = 0  # frames left unanswered: no response MTI exists
 
     # -- entry point ------------------------------------------------------------------------
 
     async def handle(self, body: bytes) -> bytes | None:
-        """The answer frame body (TPDU + message) for one frame body, or None to stay silent."""
+        """The answer frame body (TPDU + message) for one frame body, or None to stay silent.
+
+        Total: never raises. A frame whose MTI has a response MTI (iso8583.response_mti_or_none)
+        is answered (30 when it does not decode); any other frame is dropped with one warning.
+        Malformed input is logged as one line; only a fault of the switch itself (an
+        exception while processing) is logged with its traceback, and answered 96."""
         try:
             tpdu, message = iso8583.split_frame(body)
         except iso8583.FrameError as exc:
@@ -112,53 +124,119 @@ class SwitchCore:
             doc = iso8583.decode(message)
         except MessageError as exc:
             return self._format_error(tpdu.reply(), exc.mti, str(exc))
+        if iso8583.response_mti_or_none(str(doc["t"])) is None:
+            return self._format_error(tpdu.reply(), str(doc["t"]), "not a request")
         try:
             answer = await self._dispatch(doc, message)
         except Exception:  # noqa: BLE001 - one bad request must not take the connection down
             log.exception("failed to process %s from %s stan %s", doc.get("t"), doc.get("41"), doc.get("11"))
-            answer = iso8583.encode(protocol.response(doc, rc.SYSTEM_ERROR))
-        return tpdu.reply().to_bytes() + answer
+            answer = self._system_error(doc)
+        return None if answer is None else tpdu.reply().to_bytes() + answer
 
     def _format_error(self, tpdu: Tpdu, mti: str | None, reason: str) -> bytes | None:
-        if mti is None:
-            log.warning("dropped a frame without a readable MTI: %s", reason)
+        """RC 30 (no MAC: the sender is not known) when `mti` has a response MTI, else None."""
+        answer_mti = iso8583.response_mti_or_none(mti)
+        if answer_mti is None:
+            self.dropped += 1
+            log.warning("dropped a frame: MTI %r has no response MTI: %s", mti, reason)
             return None
         log.warning("format error in %s: %s", mti, reason)
-        try:
-            return tpdu.to_bytes() + iso8583.encode({"t": iso8583.response_mti(mti), "39": rc.FORMAT_ERROR})
-        except MessageError:
+        return tpdu.to_bytes() + iso8583.encode({"t": answer_mti, "39": rc.FORMAT_ERROR})
+
+    def _signed_on_keys(self, doc: Message) -> WorkingKeys | None:
+        """The working keys of the signed-on terminal a request names (41 and 42), else None."""
+        terminal = self.terminals.get(str(doc.get("41", "")))
+        if terminal is None or doc.get("42") != terminal.mid:
             return None
+        return self.keys.get(terminal.tid)
+
+    def _system_error(self, doc: Message) -> bytes | None:
+        """RC 96 for a request whose processing failed: MACed when it is financial and its
+        terminal has keys; with only 39 when the echoed fields do not encode; never raises."""
+        keys = self._signed_on_keys(doc) if str(doc["t"]) in KINDS else None
+        answer_mti = iso8583.response_mti_or_none(str(doc["t"]))
+        for build in (lambda: protocol.response(doc, rc.SYSTEM_ERROR), lambda: {"t": answer_mti, "39": rc.SYSTEM_ERROR}):
+            try:
+                response = build()
+                encoded = self.hsm.encode_with_mac(response, keys.tak) if keys else iso8583.encode(response)
+            except Exception:  # noqa: BLE001, S112 - try the plainer answer
+                continue
+            self._journal_refusal(doc, response, "system error")
+            return encoded
+        log.error("no answer to %s from %s: even RC 96 does not encode", doc.get("t"), doc.get("41"))
+        return None
+
+    def _refuse(self, doc: Message, code: str, reason: str, keys: WorkingKeys | None) -> bytes:
+        """Answer `code` without processing (MACed when `keys`), logged as one line and
+        journalled as a message pair without RRN (no transaction row: the request's key stays
+        free for a corrected retry)."""
+        response = protocol.response(doc, code)
+        # One template per code: a flood of one kind (30s) does not hide another (bad MACs, 12)
+        # from the log's rate limit.
+        log.warning(f"refused with {code}: %s from %s stan %s: %s", doc.get("t"), doc.get("41"), doc.get("11"), reason)
+        self._journal_refusal(doc, response, reason)
+        return self.hsm.encode_with_mac(response, keys.tak) if keys else iso8583.encode(response)
+
+    def _journal_refusal(self, doc: Message, response: Message, reason: str) -> None:
+        """The request and its refusal in the message trail, for a terminal this switch knows
+        (frames naming unknown terminals are only logged: strangers do not fill the journal)."""
+        tid = str(doc.get("41", ""))
+        if tid not in self.terminals:
+            return
+        stan, at = str(doc.get("11", "")), self.now()
+        reason_fields = {"reason": reason[:REASON_CHARS_MAX]}
+        try:
+            self._sink(
+                None,
+                [
+                    MessageRecord(None, tid, stan, str(doc["t"]), "terminal_in", None, journal_fields(doc), at),
+                    MessageRecord(None, tid, stan, str(response["t"]), "terminal_out", str(response["39"]), {**journal_fields(response), **reason_fields}, at),
+                ],
+            )
+        except Exception:  # noqa: BLE001 - the answer goes out even when the journal is stuck
+            log.exception("refusal of %s from %s not journalled", doc.get("t"), tid)
 
     async def _dispatch(self, doc: Message, message: bytes) -> bytes:
         mti = str(doc["t"])
         if mti == iso8583.NETWORK:
-            return await self._network(doc)
+            return await self._network(doc, message)
         kind = KINDS.get(mti)
         if kind is None:
-            return iso8583.encode(protocol.response(doc, rc.INVALID_TRANSACTION))
+            return self._refuse(doc, rc.INVALID_TRANSACTION, "MTI not served", self._signed_on_keys(doc))
         return await self._financial(kind, doc, message)
 
     # -- network management -----------------------------------------------------------------
 
-    async def _network(self, doc: Message) -> bytes:
+    async def _network(self, doc: Message, message: bytes) -> bytes:
         terminal = self.terminals.get(str(doc.get("41", "")))
         code = str(doc.get("70", ""))
         extra: dict[str, str] = {}
         if terminal is None or doc.get("42") != terminal.mid:
             answer = rc.NOT_PERMITTED_TERMINAL
-        elif code in (iso8583.SIGN_ON, iso8583.ECHO):
+        elif code == iso8583.SIGN_ON:
+            answer, extra = rc.APPROVED, {"48": self._challenges.issue(terminal.tid)}
+        elif code == iso8583.ECHO:
             answer = rc.APPROVED
         elif code == iso8583.KEY_EXCHANGE:
-            exchange = self.hsm.exchange_keys(terminal.tmk_lmk)
-            await self._persist_keys(terminal.tid, exchange.tpk_lmk, exchange.tak_lmk)
-            self.keys[terminal.tid] = exchange.keys
-            answer, extra = rc.APPROVED, {"48": exchange.for_terminal}
+            answer, extra = await self._key_exchange(terminal, doc, message)
         else:
             answer = rc.INVALID_TRANSACTION
         response = protocol.response(doc, answer, **extra)
         if code != iso8583.ECHO:  # echoes are heartbeats, not journalled
             self._journal_network(doc, response)
         return iso8583.encode(response)
+
+    async def _key_exchange(self, terminal: TerminalRecord, doc: Message, message: bytes) -> tuple[str, dict[str, str]]:
+        """New working keys only for the holder of the terminal's master key, answering the
+        challenge of its last sign-on (once): a stranger or a replay gets 63 and changes nothing."""
+        challenge_ok = self._challenges.take(terminal.tid, str(doc.get("48", "")))
+        if not challenge_ok or not self.hsm.key_exchange_authentic(message, doc, terminal.tmk_lmk):
+            log.warning("key exchange refused for %s: %s", terminal.tid, "bad MAC" if challenge_ok else "no valid challenge")
+            return rc.SECURITY_VIOLATION, {}
+        exchange = self.hsm.exchange_keys(terminal.tmk_lmk)
+        await self._persist_keys(terminal.tid, exchange.tpk_lmk, exchange.tak_lmk)
+        self.keys[terminal.tid] = exchange.keys
+        return rc.APPROVED, {"48": exchange.for_terminal}
 
     def _journal_network(self, doc: Message, response: Message) -> None:
         at = self.now()
@@ -178,16 +256,16 @@ class SwitchCore:
         terminal = self.terminals.get(str(doc.get("41", "")))
         keys = self.keys.get(terminal.tid) if terminal else None
         if terminal is None or keys is None or doc.get("42") != terminal.mid:
-            return iso8583.encode(protocol.response(doc, rc.NOT_PERMITTED_TERMINAL))  # unknown or not signed on
+            return self._refuse(doc, rc.NOT_PERMITTED_TERMINAL, "unknown terminal or not signed on", None)
         if not self.hsm.mac_ok(message, doc, keys.tak):
-            return self.hsm.encode_with_mac(protocol.response(doc, rc.INVALID_TRANSACTION), keys.tak)
-        missing = [f for f in REQUIRED[kind] if f not in doc]
-        if missing:
-            return self.hsm.encode_with_mac(protocol.response(doc, rc.FORMAT_ERROR), keys.tak)
+            return self._refuse(doc, rc.INVALID_TRANSACTION, "bad MAC", keys)
+        reason = _format_problem(kind, doc)
+        if reason:
+            return self._refuse(doc, rc.FORMAT_ERROR, reason, keys)
         try:
             day = protocol.transmission_date(str(doc["7"]), self.now().date())
-        except MessageError:
-            return self.hsm.encode_with_mac(protocol.response(doc, rc.FORMAT_ERROR), keys.tak)
+        except MessageError as exc:
+            return self._refuse(doc, rc.FORMAT_ERROR, str(exc), keys)
         answer = await self._exactly_once(kind, doc, message, terminal, keys, day)
         return self.hsm.encode_with_mac(answer.response, keys.tak)
 
@@ -254,6 +332,7 @@ class SwitchCore:
             mti=str(doc["t"]),
             kind=kind,
             pan_masked=mask_pan(str(doc.get("2", ""))),
+            pan_hash=self.hsm.pan_hash(str(doc.get("2", ""))),
             bank_code=outcome.bank_code,
             amount_idr=amount,
             rc=str(response["39"]),
@@ -345,9 +424,8 @@ class SwitchCore:
         bank = self._route(doc)
         if bank is None:
             return Outcome(protocol.response(doc, rc.INVALID_CARD))
+        transaction_at = _local_time(doc, self.now().date())
         rrn = self.next_rrn()
-        local = protocol.transmission_date(f"{doc['13']}000000", self.now().date())
-        transaction_at = datetime.combine(local, datetime.strptime(str(doc["12"]), "%H%M%S").time())
         body = {
             **self._base_body(doc, day, rrn),
             "amount_idr": protocol.amount_idr(doc),
@@ -377,6 +455,50 @@ class SwitchCore:
         else:
             response = protocol.response(doc, reply.rc, **self._answer_fields(rrn, reply))
         return Outcome(response, bank.code, rrn, reply.latency_ms, trail, original_rrn=original_rrn)
+
+
+class Challenges:
+    """One-time sign-on challenges, one per terminal, valid for `ttl_s`."""
+
+    def __init__(self, ttl_s: float = 120.0, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self._monotonic = monotonic
+        self._issued: dict[str, tuple[str, float]] = {}  # bounded by the number of terminals
+
+    def issue(self, tid: str) -> str:
+        challenge = protocol.new_challenge()
+        self._issued[tid] = (challenge, self._monotonic())
+        return challenge
+
+    def take(self, tid: str, answered: str) -> bool:
+        """True once for the challenge last issued to `tid`, within its lifetime."""
+        issued = self._issued.pop(tid, None)
+        if issued is None:
+            return False
+        challenge, at_s = issued
+        return hmac.compare_digest(challenge, answered) and self._monotonic() - at_s <= self.ttl_s
+
+
+def _format_problem(kind: str, doc: Message) -> str | None:
+    """Why a financial request is malformed (missing or non-numeric fields), or None."""
+    missing = [f for f in REQUIRED[kind] if f not in doc]
+    if missing:
+        return f"missing fields {', '.join(missing)}"
+    letters = [f for f in NUMERIC_FIELDS if f in doc and not str(doc[f]).isdigit()]
+    if letters:
+        return f"non-numeric fields {', '.join(letters)}"
+    return None
+
+
+def _local_time(doc: Message, today: date) -> datetime:
+    """The sale's own date and time from fields 13 (MMDD) and 12 (hhmmss); MessageError when
+    they hold no real date or time."""
+    day = protocol.transmission_date(f"{doc['13']}000000", today)
+    try:
+        clock = datetime.strptime(str(doc["12"]), "%H%M%S").time()
+    except ValueError:
+        raise MessageError(f"field 12 must be a time hhmmss, got {doc['12']!r}") from None
+    return datetime.combine(day, clock)
 
 
 def _amount_or_zero(doc: Message) -> int:

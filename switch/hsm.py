@@ -2,14 +2,44 @@
 
 Keys at rest are wrapped under the LMK. Working keys (TPK for PINs, TAK for MACs) are made at
 key exchange and sent to the terminal wrapped under its master key (TMK). Clear keys live only
-in this object's memory.
+in this object's memory. Card numbers are looked up in the journal by a keyed hash
+(HMAC-SHA256 under the PAN hash key), never by their masked form.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 
 from shared import iso8583, keys, pinblock
+from shared.cards import PAN_LENGTH_MAX, PAN_LENGTH_MIN
+from shared.keys import demo_key_hex
+
+
+def demo_pan_hash_key_hex() -> str:
+    """The public demo key of the journal's PAN hash (used when no key is set)."""
+    return demo_key_hex("switch", "pan_hash")
+
+
+def is_full_pan(text: str) -> bool:
+    return text.isascii() and text.isdigit() and PAN_LENGTH_MIN <= len(text) <= PAN_LENGTH_MAX
+
+
+def pan_hash(key: bytes, pan: str) -> str:
+    """HMAC-SHA256 of the card number under `key`, as 64 lowercase hex digits."""
+    return hmac.new(key, pan.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+class PanHasher:
+    """Search keys of card numbers for the journal, under the PAN hash key (default: the demo one)."""
+
+    def __init__(self, key_hex: str | None = None) -> None:
+        self._key = bytes.fromhex(key_hex or demo_pan_hash_key_hex())
+
+    def __call__(self, pan: str) -> str | None:
+        """The search key of a full PAN (13-19 digits); None for anything else."""
+        return pan_hash(self._key, pan) if is_full_pan(pan) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +59,10 @@ class KeyExchange:
 
 
 class SwitchHsm:
-    def __init__(self, lmk_hex: str, zpk_hex_by_bank: dict[str, str]) -> None:
+    def __init__(self, lmk_hex: str, zpk_hex_by_bank: dict[str, str], pan_hash_key_hex: str | None = None) -> None:
         self._lmk = pinblock.parse_key(lmk_hex)
         self._zpks = {code: pinblock.parse_key(key_hex) for code, key_hex in zpk_hex_by_bank.items()}
+        self.pan_hash = PanHasher(pan_hash_key_hex)  # the journal's search key of a card number
 
     def wrap_for_storage(self, key: bytes) -> str:
         return keys.wrap(self._lmk, key)
@@ -56,6 +87,11 @@ class SwitchHsm:
             return pinblock.translate(block, pan, tpk, self._zpks[bank_code]).hex().upper()
         except ValueError:
             return None
+
+    def key_exchange_authentic(self, message: bytes, doc: iso8583.Message, tmk_lmk: str) -> bool:
+        """True when the key-exchange request carries a valid MAC under the key derived from the
+        terminal's master key: the sender holds the TMK."""
+        return iso8583.mac_valid(message, doc, keys.key_exchange_key(self.unwrap_stored(tmk_lmk)))
 
     @staticmethod
     def mac_ok(message: bytes, doc: iso8583.Message, tak: bytes) -> bool:

@@ -18,6 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from shared.db import Database
 from switch import migrate
+from switch.hsm import PanHasher
 from switch.tables import (
     ACK,
     ERROR,
@@ -60,6 +61,8 @@ class TransactionRecord:
     original_rrn: str | None  # for reversals: the RRN of the reversed purchase (None if unknown)
     bank_latency_ms: int | None
     created_at: datetime
+    # Search key of the card: `SwitchHsm.pan_hash` of the full PAN (None when there was none).
+    pan_hash: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,10 +185,14 @@ def saf_entry_from_row(row: Row) -> SafEntry:
 
 
 class Journal:
-    """Reads and appends on the switch's database (an SQLite file or a PostgreSQL schema)."""
+    """Reads and appends on the switch's database (an SQLite file or a PostgreSQL schema).
 
-    def __init__(self, db: Database) -> None:
+    `pan_hash` makes the search key of a card number; it must be the one the rows were written
+    with (`SwitchHsm.pan_hash`: the same PAN hash key)."""
+
+    def __init__(self, db: Database, pan_hash: PanHasher | None = None) -> None:
         self.db = db
+        self.pan_hash = pan_hash or PanHasher()
         self._insert_transactions = _INSERT_TRANSACTIONS[db.dialect]
 
     def migrate(self) -> None:

@@ -37,24 +37,46 @@ def database_for(settings: SwitchSettings) -> Database:
     return Database(url, schema=settings.db_schema)
 
 
-def demo_terminals(hsm: SwitchHsm) -> list[TerminalRecord]:
+class RealKeysRequired(SystemExit):
+    """The switch refuses to start: real keys are required and some are the public demo ones.
+    (A SystemExit: the process ends with this message and status 1, without a traceback.)"""
+
+
+def demo_terminals(hsm: SwitchHsm, tmk_hex_for: Callable[[str], str] = demo_terminal_master_key_hex) -> list[TerminalRecord]:
     records = []
     for bank in BANKS.values():
         for serial in range(1, DEMO_TERMINALS_PER_BANK + 1):
             tid = bank.terminal_id(serial)
-            tmk = bytes.fromhex(demo_terminal_master_key_hex(tid))
+            tmk = bytes.fromhex(tmk_hex_for(tid))
             name = f"EDC {bank.code.upper()} e-Warong {serial}"
             records.append(TerminalRecord(tid, bank.merchant_id(serial), bank.code, name, hsm.wrap_for_storage(tmk)))
     return records
+
+
+def terminals_on_demo_tmk(hsm: SwitchHsm, terminals: list[TerminalRecord]) -> list[str]:
+    """Registered terminals whose stored master key is their public demo TMK."""
+    return [t.tid for t in terminals if hsm.unwrap_stored(t.tmk_lmk).hex().upper() == demo_terminal_master_key_hex(t.tid)]
+
+
+def refuse_demo_keys(settings: SwitchSettings, demo_keys: list[str]) -> None:
+    """Raise RealKeysRequired when real keys are required and `demo_keys` names any."""
+    if settings.require_real_keys and demo_keys:
+        raise RealKeysRequired(
+            "switch refuses to start: SEMBAKO_SWITCH_REQUIRE_REAL_KEYS is set and these keys are the public "
+            f"demo ones: {', '.join(demo_keys)}. Set SEMBAKO_SWITCH_LMK_HEX, SEMBAKO_SWITCH_ZPK_HEX, "
+            "SEMBAKO_SWITCH_TMK_HEX and SEMBAKO_SWITCH_PAN_HASH_KEY_HEX (see README, The switch)."
+        )
 
 
 class SwitchRuntime:
     def __init__(self, settings: SwitchSettings, now: Callable[[], datetime] = wib_now) -> None:
         self.settings = settings
         self.now = now
+        self.demo_keys = settings.demo_keys()
+        refuse_demo_keys(settings, self.demo_keys)  # before anything is opened
         self.db = database_for(settings)
-        self.journal = Journal(self.db)
-        self.hsm = SwitchHsm(settings.lmk, {code: settings.zpk_for(code) for code in BANKS})
+        self.hsm = SwitchHsm(settings.lmk, {code: settings.zpk_for(code) for code in BANKS}, settings.pan_hash_key)
+        self.journal = Journal(self.db, self.hsm.pan_hash)
         self.banks = BankClient(settings.bank_urls, settings.bank_timeout_ms, settings.bank_connections_max)
         self.writer = JournalWriter(self.journal, settings.journal_queue_max, settings.journal_batch_max)
         self.saf = SafForwarder(self.journal, self.banks, now, settings.saf_interval_ms, settings.saf_batch_max)
@@ -64,20 +86,34 @@ class SwitchRuntime:
         self._ops: uvicorn.Server | None = None
 
     async def start(self, with_ops_api: bool = True) -> None:
-        await asyncio.to_thread(self._prepare_storage)
+        self._check_keys(await asyncio.to_thread(self._prepare_storage))
         self.core = await asyncio.to_thread(self._build_core)
         self.writer.start()
         s = self.settings
-        self.iso = IsoServer(self.core, s.host, s.iso_port, s.frame_bytes_max, s.idle_timeout_ms, s.inflight_per_connection_max, s.connections_max)
+        self.iso = IsoServer(
+            self.core, s.host, s.iso_port, s.frame_bytes_max, s.idle_timeout_ms, s.inflight_per_connection_max, s.connections_max,
+            frame_timeout_ms=s.frame_timeout_ms, connections_per_source_max=s.connections_per_source_max,
+        )
         await self.iso.start()
         self._tasks.append(asyncio.create_task(self.saf.run(), name="saf"))
         if with_ops_api:
             await self._start_ops_api()
         log.info("switch listening: ISO 8583 on %s:%d", s.host, self.iso.port)
 
-    def _prepare_storage(self) -> None:
+    def _prepare_storage(self) -> list[str]:
+        """Migrate and register the terminals; returns those whose stored TMK is a demo one."""
         self.journal.migrate()
-        self.journal.ensure_terminals(demo_terminals(self.hsm), self.now())
+        self.journal.ensure_terminals(demo_terminals(self.hsm, self.settings.tmk_for), self.now())
+        return terminals_on_demo_tmk(self.hsm, self.journal.terminals())
+
+    def _check_keys(self, stored: list[str]) -> None:
+        """Terminals registered earlier keep their stored TMK: those on a demo TMK count too.
+        Then one warning line when any demo key is in use (or the refusal, when required)."""
+        if stored and not any(name.startswith("TMK") for name in self.demo_keys):
+            self.demo_keys.append(f"TMK of {len(stored)} registered terminals")
+        refuse_demo_keys(self.settings, self.demo_keys)
+        if self.demo_keys:
+            log.warning("switch running on PUBLIC DEMO KEYS, fit for a demo only: %s", ", ".join(self.demo_keys))
 
     def _build_core(self) -> SwitchCore:
         keys = {
@@ -105,7 +141,12 @@ class SwitchRuntime:
         from switch.ops.app import create_ops_app
 
         app = create_ops_app(self.journal, self.live_stats)
-        config = uvicorn.Config(app, host=self.settings.host, port=self.settings.ops_port, log_level="warning", access_log=False)
+        app.state.demo_keys = bool(self.demo_keys)
+        # log_config=None: uvicorn's own records go through the process's logging (rotating
+        # file, rate limit; see shared.logs); no access log (URLs can carry search terms).
+        config = uvicorn.Config(
+            app, host=self.settings.host, port=self.settings.ops_port, log_level="warning", access_log=False, log_config=None
+        )
         self._ops = uvicorn.Server(config)
         self._ops.install_signal_handlers = lambda: None  # the runtime owns signals
         self._tasks.append(asyncio.create_task(self._ops.serve(), name="ops-api"))
@@ -114,6 +155,9 @@ class SwitchRuntime:
         return {
             "connections": self.iso.connections if self.iso else 0,
             "frames": self.iso.frames if self.iso else 0,
+            "frames_dropped": self.core.dropped if self.core else 0,
+            "frames_too_slow": self.iso.slow_frames if self.iso else 0,
+            "connections_refused": self.iso.refused_connections if self.iso else 0,
             "journal_backlog": self.writer.backlog,
             "journal_failed_batches": self.writer.failed_batches,
             "saf_delivered": self.saf.delivered,

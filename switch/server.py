@@ -1,10 +1,19 @@
 """The asyncio TCP listener: many terminals, persistent connections, several requests in
-flight per connection, every read bounded in size and time."""
+flight per connection, every read bounded in size and time.
+
+Bounds: at most `connections_max` connections, and `connections_per_source_max` from one
+source address (beyond either, a new connection is closed at once, with a warning); a
+connection silent for `idle_timeout_ms` between frames is closed quietly; a frame whose first
+byte has arrived must arrive whole within `frame_timeout_ms`, else the connection is closed with
+one warning (a slow or stuck client holds nothing for long). Every answer task handles its own
+exceptions: nothing is left for "Task exception was never retrieved".
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 
 from shared import iso8583
 
@@ -23,19 +32,26 @@ class IsoServer:
         idle_timeout_ms: int,
         inflight_per_connection_max: int,
         connections_max: int,
+        frame_timeout_ms: int = 5_000,
+        connections_per_source_max: int = 64,
     ) -> None:
         self.core = core
         self.host = host
         self.port = port
         self._frame_bytes_max = frame_bytes_max
         self._idle_timeout_ms = idle_timeout_ms
+        self._frame_timeout_ms = frame_timeout_ms
         self._inflight_max = inflight_per_connection_max
         self._connections_max = connections_max
+        self._per_source_max = connections_per_source_max
         self._server: asyncio.Server | None = None
         self._clients: set[asyncio.Task] = set()
+        self._by_source: Counter[str] = Counter()
         self._stopping = False
         self.connections = 0
         self.frames = 0
+        self.refused_connections = 0
+        self.slow_frames = 0
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, self.host, self.port, backlog=1024)
@@ -52,41 +68,66 @@ class IsoServer:
         if self._server is not None:
             await self._server.wait_closed()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _admit(self, source: str) -> bool:
+        """True when a connection from `source` is within both bounds (and then counts it)."""
         if self.connections >= self._connections_max:
-            log.warning("refused a connection: %d open", self.connections)
+            reason = f"{self.connections} connections open"
+        elif self._by_source[source] >= self._per_source_max:
+            reason = f"{self._by_source[source]} connections open from {source}"
+        else:
+            self.connections += 1
+            self._by_source[source] += 1
+            return True
+        self.refused_connections += 1
+        log.warning("refused a connection: %s", reason)
+        return False
+
+    def _release(self, source: str) -> None:
+        self.connections -= 1
+        self._by_source[source] -= 1
+        if self._by_source[source] <= 0:
+            del self._by_source[source]  # the counter holds only sources with open connections
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        source = _source_of(writer)
+        if not self._admit(source):
             writer.close()
             return
-        self.connections += 1
         me = asyncio.current_task()
         self._clients.add(me)
         slots = asyncio.Semaphore(self._inflight_max)
         write_lock = asyncio.Lock()
         tasks: set[asyncio.Task] = set()
         try:
-            await self._read_loop(reader, writer, slots, write_lock, tasks)
+            await self._read_loop(reader, writer, slots, write_lock, tasks, source)
         except asyncio.CancelledError:
             pass  # the server is stopping: this connection task ends here, quietly
+        except Exception:  # noqa: BLE001 - a fault on one connection must not reach the listener
+            log.exception("connection from %s failed", source)
         finally:
             if self._stopping:
                 for task in tasks:
                     task.cancel()
             # Otherwise answers in flight finish (bounded by the bank timeout) and are journalled.
-            self.connections -= 1
+            self._release(source)
             self._clients.discard(me)
             writer.close()
 
-    async def _read_loop(self, reader, writer, slots, write_lock, tasks) -> None:  # noqa: ANN001
+    async def _read_loop(self, reader, writer, slots, write_lock, tasks, source: str) -> None:  # noqa: ANN001
         while True:
             try:
-                body = await iso8583.read_frame(reader, self._idle_timeout_ms, self._frame_bytes_max)
+                body = await iso8583.read_frame(reader, self._idle_timeout_ms, self._frame_bytes_max, self._frame_timeout_ms)
             except iso8583.FrameError as exc:
-                log.warning("dropped a frame: %s", exc)
+                log.warning("dropped a frame from %s: %s", source, exc)
                 continue
-            except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
+            except iso8583.FrameTimeoutError as exc:
+                self.slow_frames += 1
+                log.warning("closed a connection from %s: %s", source, exc)
                 return
+            except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
+                return  # end of stream, reset, or idle between frames: close quietly
             self.frames += 1
-            await slots.acquire()
+            await slots.acquire()  # bounded: each answer task ends within the bank timeout
             task = asyncio.create_task(self._answer(body, writer, write_lock, slots))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
@@ -98,11 +139,24 @@ class IsoServer:
                 return
             async with write_lock:
                 writer.write(_framed(answer))
-                await asyncio.wait_for(writer.drain(), timeout=self._idle_timeout_ms / 1000)
-        except (ConnectionError, TimeoutError):
+                await asyncio.wait_for(writer.drain(), timeout=self._frame_timeout_ms / 1000)
+        except ConnectionError:
             pass  # the terminal went away; it will repeat or reverse
+        except TimeoutError:
+            log.warning("closed a connection: the terminal did not read its answer within %d ms", self._frame_timeout_ms)
+            writer.close()  # it will repeat or reverse
+        except Exception:  # noqa: BLE001 - a fault of the switch: logged, the connection goes on
+            log.exception("failed to answer a frame of %d bytes", len(body))
         finally:
             slots.release()
+
+
+def _source_of(writer: asyncio.StreamWriter) -> str:
+    """The peer's address (without port) a connection comes from; '?' when unknown."""
+    peer = writer.get_extra_info("peername")
+    if isinstance(peer, (tuple, list)) and peer:
+        return str(peer[0])
+    return "?"
 
 
 def _framed(body: bytes) -> bytes:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.banks import BANKS
-from shared.keys import demo_key_hex
+from shared.banks import BANKS, DEMO_TERMINALS_PER_BANK, demo_terminal
+from shared.keys import demo_key_hex, demo_terminal_master_key_hex
+
+PAN_HASH_KEY_BYTES_MIN = 16
 
 
 class SwitchSettings(BaseSettings):
@@ -29,6 +31,7 @@ class SwitchSettings(BaseSettings):
     frame_timeout_ms: int = 5_000  # a frame started must arrive whole within this
     inflight_per_connection_max: int = 32
     connections_max: int = 2_048
+    connections_per_source_max: int = 64  # from one source address; beyond it closed at once
     duplicates_remembered_max: int = 200_000
     journal_queue_max: int = 20_000
     journal_batch_max: int = 500
@@ -36,6 +39,9 @@ class SwitchSettings(BaseSettings):
     saf_batch_max: int = 50
     lmk_hex: str | None = None  # local master key wrapping the terminals' keys at rest
     zpk_hex: dict[str, str] = Field(default_factory=dict)  # per bank; default: the banks' demo ZPKs
+    tmk_hex: dict[str, str] = Field(default_factory=dict)  # per terminal id; default: its demo TMK
+    pan_hash_key_hex: str | None = None  # HMAC key of the journal's card search key, >= 16 bytes
+    require_real_keys: bool = False  # refuse to start while any key above is a public demo key
 
     @property
     def lmk(self) -> str:
@@ -43,3 +49,53 @@ class SwitchSettings(BaseSettings):
 
     def zpk_for(self, bank_code: str) -> str:
         return self.zpk_hex.get(bank_code) or demo_key_hex(bank_code, "zpk")
+
+    def tmk_for(self, tid: str) -> str:
+        return self.tmk_hex.get(tid) or demo_terminal_master_key_hex(tid)
+
+    @property
+    def pan_hash_key(self) -> str:
+        return self.pan_hash_key_hex or demo_key_hex("switch", "pan_hash")
+
+    def demo_keys(self) -> list[str]:
+        """The keys that are (still) their public demo value, by name; [] when all are real."""
+        names = ["LMK"] if _same_key(self.lmk, demo_key_hex("switch", "lmk")) else []
+        names += [f"ZPK {code}" for code in BANKS if _same_key(self.zpk_for(code), demo_key_hex(code, "zpk"))]
+        demo_tmks = [tid for tid in network_terminal_ids() if _same_key(self.tmk_for(tid), demo_terminal_master_key_hex(tid))]
+        if demo_tmks:
+            names.append(f"TMK of {len(demo_tmks)} terminals")
+        if _same_key(self.pan_hash_key, demo_key_hex("switch", "pan_hash")):
+            names.append("PAN hash key")
+        return names
+
+    @field_validator("tmk_hex")
+    @classmethod
+    def _known_terminals(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(tid for tid in value if demo_terminal(tid) is None)
+        if unknown:
+            raise ValueError(f"TMKs given for terminals the network does not have: {', '.join(unknown)}")
+        return value
+
+    @field_validator("pan_hash_key_hex")
+    @classmethod
+    def _long_enough(cls, value: str | None) -> str | None:
+        if value is not None and (not _is_hex(value) or len(value) < 2 * PAN_HASH_KEY_BYTES_MIN):
+            raise ValueError(f"the PAN hash key must be at least {PAN_HASH_KEY_BYTES_MIN} bytes, in hex")
+        return value
+
+
+def network_terminal_ids() -> list[str]:
+    """The terminals the switch registers: the network's EDCs, BNI00001..BTN00048."""
+    return [bank.terminal_id(n) for bank in BANKS.values() for n in range(1, DEMO_TERMINALS_PER_BANK + 1)]
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        bytes.fromhex(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _same_key(key_hex: str, demo_hex: str) -> bool:
+    return key_hex.upper() == demo_hex.upper()

@@ -104,7 +104,10 @@ class Transaction(Base):
     transmission_date: Mapped[date] = mapped_column(Date)
     mti: Mapped[str] = mapped_column(String(4))
     kind: Mapped[str] = mapped_column(String(10))
-    pan_masked: Mapped[str] = mapped_column(String(19), index=True)
+    pan_masked: Mapped[str] = mapped_column(String(19))  # shown, never searched (many cards share it)
+    # HMAC-SHA256 of the full PAN (switch.hsm.pan_hash): the search key; NULL on rows from before
+    # migration 0002 and where field 2 held no card number.
+    pan_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     bank_code: Mapped[str | None] = mapped_column(String(10), index=True)  # issuer routed to
     amount_idr: Mapped[int] = mapped_column(BigInteger)
     rc: Mapped[str] = mapped_column(String(2), index=True)

@@ -1,4 +1,8 @@
-"""The bank's HTTP application: one router per resource, errors as clear JSON."""
+"""The bank's HTTP application: one router per resource, errors as clear JSON.
+
+422 answers never echo the input (`shared.http`); request bodies are bounded, more tightly on
+the authorisation endpoints (`auth_body_max_bytes`) than elsewhere (`body_max_bytes`).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from shared.http import add_storage_error_handlers
+from shared.http import BodySizeLimit, add_error_handlers, error_responses
 
 from bank_penyalur.api.routes import (
     authorisations,
@@ -23,7 +27,7 @@ from bank_penyalur.api.routes import (
     reports,
 )
 from bank_penyalur.lifecycle import TransitionError
-from bank_penyalur.runtime import BankRuntime
+from bank_penyalur.runtime import BankRuntime, demo_keys_warning
 
 log = logging.getLogger("bank_penyalur")
 
@@ -33,6 +37,9 @@ def create_app(runtime: BankRuntime) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Few DB threads: more only contend for the GIL while waiting on the database.
         anyio.to_thread.current_default_thread_limiter().total_tokens = runtime.settings.worker_threads
+        warning = demo_keys_warning(runtime.settings)
+        if warning:  # again once serving, so that the service's own log says it too
+            log.warning("bank %s %s", runtime.bank.code, warning)
         yield
 
     app = FastAPI(
@@ -43,8 +50,14 @@ def create_app(runtime: BankRuntime) -> FastAPI:
     )
     app.state.runtime = runtime
     for module in (health, authorisations, kpm, merchants, cards, ops, disbursements, reports):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=error_responses(503))  # the database is away
     _add_error_handlers(app)
+    settings = runtime.settings
+    app.add_middleware(
+        BodySizeLimit,
+        default_max_bytes=settings.body_max_bytes,
+        limits_bytes={authorisations.router.prefix: settings.auth_body_max_bytes},
+    )
     return app
 
 
@@ -53,4 +66,4 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def _transition(_: Request, exc: TransitionError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
-    add_storage_error_handlers(app, log, "database")
+    add_error_handlers(app, log, "database")

@@ -1,4 +1,5 @@
-"""Request dependencies: the journal, a read connection and the live statistics provider."""
+"""Request dependencies: the journal, a read connection, the live statistics provider and
+whether the switch runs on demo keys."""
 
 from __future__ import annotations
 
@@ -31,3 +32,11 @@ def get_stats_provider(request: Request) -> Callable[[], dict] | None:
 
 
 StatsProvider = Annotated[Callable[[], dict] | None, Depends(get_stats_provider)]
+
+
+def get_demo_keys(request: Request) -> bool | None:
+    """Whether the running switch uses public demo keys (set by `SwitchRuntime`); None: unknown."""
+    return getattr(request.app.state, "demo_keys", None)
+
+
+DemoKeys = Annotated[bool | None, Depends(get_demo_keys)]

@@ -80,11 +80,14 @@ class Bank:
     def reversal(self, original: PurchaseCreate, **extra) -> AuthorisationPublic:  # noqa: ANN003
         return self.runtime.authoriser.reversal(self.reversal_request(original, **extra))
 
-    def advice(self, label: str, amount_idr: int, **extra) -> AuthorisationPublic:  # noqa: ANN003
+    def advice_request(self, label: str, amount_idr: int, **extra) -> AdviceCreate:  # noqa: ANN003
         card = self.cards[label]
         transaction_at = extra.pop("transaction_at", self.runtime.clock.now())
         body = self._common(card.pan, extra.pop("stan", None), amount_idr=amount_idr, transaction_at=transaction_at, **extra)
-        return self.runtime.authoriser.advice(AdviceCreate(**body))
+        return AdviceCreate(**body)
+
+    def advice(self, label: str, amount_idr: int, **extra) -> AuthorisationPublic:  # noqa: ANN003
+        return self.runtime.authoriser.advice(self.advice_request(label, amount_idr, **extra))
 
     def balance(self, label: str) -> int:
         from bank_penyalur import store

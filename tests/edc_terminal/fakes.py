@@ -62,6 +62,7 @@ class FakeSwitch:
     delays_ms: dict[str, int] = field(default_factory=dict)  # STAN -> answer delay
     drop_on_stans: set[str] = field(default_factory=set)  # close the connection instead
     keys: dict[str, Keys] = field(default_factory=dict)
+    challenges: dict[str, str] = field(default_factory=dict)  # the last sign-on's, per terminal
     received: list[Message] = field(default_factory=list)
     mac_failures: int = 0
     pin_failures: int = 0
@@ -132,7 +133,7 @@ class FakeSwitch:
             return None
         if mti == "0800":
             silent = mti in self.silent_mtis or message["11"] in self.silent_stans
-            return None if silent else encode(self._network(message))
+            return None if silent else encode(self._network(message, raw))
         keys = self.keys.get(message.get("41", ""))
         if keys is None:
             return encode(protocol.response(message, "58"))
@@ -148,13 +149,19 @@ class FakeSwitch:
             data = data[:-1] + bytes([data[-1] ^ 0xFF])
         return data
 
-    def _network(self, message: Message) -> Message:
+    def _network(self, message: Message, raw: bytes) -> Message:
         tid = message["41"]
         if demo_terminal(tid) is None or tid in self.unknown_tids:
             return protocol.response(message, "58")
+        if message["70"] == "001":
+            self.challenges[tid] = protocol.new_challenge()
+            return protocol.response(message, "00", **{"48": self.challenges[tid]})
         if message["70"] != "101":
             return protocol.response(message, "00")
         tmk = bytes.fromhex(keylib.demo_terminal_master_key_hex(tid))
+        challenge = self.challenges.pop(tid, None)
+        if challenge != message.get("48") or not mac_valid(raw, message, keylib.key_exchange_key(tmk)):
+            return protocol.response(message, "63")
         tpk, tak = keylib.new_key(), keylib.new_key()
         self.keys[tid] = Keys(tpk, tak)
         field48 = protocol.keys_field(keylib.wrap(tmk, tpk), keylib.wrap(tmk, tak), keylib.kcv(tpk), keylib.kcv(tak))

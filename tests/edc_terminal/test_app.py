@@ -337,3 +337,24 @@ async def test_switch_down_mid_flow_keeps_the_reversal_and_sends_it_when_back(ne
         assert app.terminal.status().pending_reversals == 0
         assert "1 pembatalan terkirim" in app.terminal.display().message
     assert network.balance_of(person.pan) == BENEFIT_IDR
+
+
+async def test_keys_that_no_longer_match_are_renewed_without_a_person(network: Network, tmp_path: Path) -> None:
+    """Another copy of BNI00005 exchanged keys since this one signed on: this terminal's answer
+    fails its MAC; when the card is taken it signs on and exchanges keys by itself."""
+    from edc_terminal.headless import run
+
+    person = SPENDABLE[11]
+    app = make_app(network, tid="BNI00005")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app.terminal)
+        assert app.terminal.core.has_keys
+        other = await run("signon", "BNI00005", "127.0.0.1", network.iso_port, tmp_path, timeout_ms=3_000)
+        assert other["rc"] == "00"
+        await cek_by_keys(pilot, app, person.pan, person.pin)
+        assert app.terminal.outcome.rc == "91"
+        await pilot.press("enter")  # Ambil kartu
+        await settle(pilot, app.terminal)
+        assert app.terminal.core.has_keys and "Kunci kerja diperbarui otomatis" in app.terminal.display().message
+        await cek_by_keys(pilot, app, person.pan, person.pin)
+        assert app.terminal.outcome.rc == "00" and app.terminal.outcome.balance == BENEFIT_IDR

@@ -63,12 +63,23 @@ def keys_answer(tpk: bytes, tak: bytes, tmk: bytes = TMK) -> str:
     return protocol.keys_field(keylib.wrap(tmk, tpk), keylib.wrap(tmk, tak), keylib.kcv(tpk), keylib.kcv(tak))
 
 
-def sign_on(core: EdcCore) -> Keys:
-    keys = Keys(keylib.new_key(), keylib.new_key())
+CHALLENGE = "0123456789ABCDEF"
+
+
+def signed_on_to_key_exchange(core: EdcCore, challenge: str = CHALLENGE) -> Send:
+    """Sign-on answered with a challenge: the key exchange that answers it."""
     send = the_send(core.sign_on())
     assert (send.message["t"], send.message["70"], send.expect_mti) == ("0800", "001", "0810")
-    send = the_send(reply(core, send, "00"))
-    assert send.message["70"] == "101"
+    assert "64" not in decode(send.data)
+    return the_send(reply(core, send, "00", **{"48": challenge}))
+
+
+def sign_on(core: EdcCore) -> Keys:
+    keys = Keys(keylib.new_key(), keylib.new_key())
+    send = signed_on_to_key_exchange(core)
+    assert (send.message["70"], send.message["48"]) == ("101", CHALLENGE)
+    assert mac_valid(send.data, decode(send.data), keylib.key_exchange_key(TMK))  # proves the TMK
+    assert not mac_valid(send.data, decode(send.data), keylib.key_exchange_key(keylib.new_key()))
     outcome = the_outcome(reply(core, send, "00", **{"48": keys_answer(keys.tpk, keys.tak)}))
     assert outcome.approved and core.has_keys, outcome
     core.finish()
@@ -336,6 +347,8 @@ def test_bad_mac_on_inquiry_answer_ends_91_without_reversal(core: EdcCore, keys:
     send = the_send(core.enter_pin(PIN))
     outcome = the_outcome(reply(core, send, "00", keylib.new_key(), **{"54": protocol.balance_field(1)}))
     assert (outcome.rc, outcome.balance, core.pending_reversals) == ("91", None, 0)
+    core.finish()
+    assert not core.has_keys  # the keys no longer match the switch's: the next run signs on
 
 
 def test_unsigned_58_drops_the_keys_so_the_next_run_signs_on(core: EdcCore, keys: Keys) -> None:
@@ -398,8 +411,20 @@ def test_sign_on_refused_for_an_unknown_terminal(core: EdcCore) -> None:
     assert not core.has_keys
 
 
-def test_key_exchange_with_a_wrong_kcv_keeps_no_keys(core: EdcCore) -> None:
+def test_a_sign_on_answer_without_a_challenge_sends_no_key_exchange(core: EdcCore) -> None:
     send = the_send(core.exchange_keys())
+    assert send.message["70"] == "001"
+    outcome = the_outcome(reply(core, send, "00"))
+    assert outcome.rc == "96" and "tantangan" in outcome.message and not core.has_keys
+
+
+def test_key_exchange_refused_63_keeps_no_keys(core: EdcCore) -> None:
+    outcome = the_outcome(reply(core, signed_on_to_key_exchange(core), "63"))
+    assert (outcome.rc, outcome.rc_text) == ("63", "Pelanggaran keamanan") and not core.has_keys
+
+
+def test_key_exchange_with_a_wrong_kcv_keeps_no_keys(core: EdcCore) -> None:
+    send = signed_on_to_key_exchange(core)
     tpk, tak = keylib.new_key(), keylib.new_key()
     field48 = keys_answer(tpk, tak)[:64] + "000000" + keylib.kcv(tak)
     outcome = the_outcome(reply(core, send, "00", **{"48": field48}))

@@ -293,9 +293,13 @@ class RawTerminal:
         answer = self.exchange(protocol.network_request(self.terminal, iso8583.SIGN_ON, self.next_stan(), now), mac=False)
         if answer["39"] != "00":
             return answer
-        answer = self.exchange(protocol.network_request(self.terminal, iso8583.KEY_EXCHANGE, self.next_stan(), now), mac=False)
-        tpk_wrapped, tak_wrapped, tpk_kcv, tak_kcv = protocol.parse_keys_field(answer["48"])
         tmk = bytes.fromhex(demo_terminal_master_key_hex(self.tid))
+        request = protocol.key_exchange_request(self.terminal, self.next_stan(), now, str(protocol.challenge_of(answer)))
+        self.send_message(iso8583.encode_with_mac(request, keys.key_exchange_key(tmk)))
+        _, answer = self.read_message()
+        if answer["39"] != "00":
+            return answer
+        tpk_wrapped, tak_wrapped, tpk_kcv, tak_kcv = protocol.parse_keys_field(answer["48"])
         self.tpk, self.tak = keys.unwrap(tmk, tpk_wrapped), keys.unwrap(tmk, tak_wrapped)
         assert keys.kcv(self.tpk) == tpk_kcv and keys.kcv(self.tak) == tak_kcv
         return answer

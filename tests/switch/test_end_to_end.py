@@ -289,6 +289,9 @@ def test_ops_api_traces_a_purchase_by_rrn_with_the_pan_masked(network, edc) -> N
     assert directions == ["terminal_in", "bank_out", "bank_in", "terminal_out"]
     assert person.pan not in str(trail)
     assert trail["transaction"]["amount_idr"] == 12_000
+    found = httpx.get(f"{network.ops_url}/v1/transactions", params={"pan": person.pan}, timeout=5).json()
+    rows = found["items"] if isinstance(found, dict) and "items" in found else found
+    assert [row["rrn"] for row in rows] == [answer["37"]]  # by the full PAN's keyed hash: this card only
 
 
 # -- load (kept last: it spends from the generated cards the tests above use) ------------------

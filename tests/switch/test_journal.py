@@ -18,6 +18,7 @@ from shared.banks import get_bank
 from shared.cards import make_pan, mask_pan
 from shared.db import Database, sqlite_url
 from switch import migrate
+from switch.hsm import PanHasher
 from switch.journal import Journal, MessageRecord, TerminalRecord, TransactionRecord
 from switch.tables import Base, MessageLog, Transaction
 
@@ -25,6 +26,7 @@ DAY = date(2026, 11, 3)
 AT = datetime(2026, 11, 3, 9, 0, 0)
 BNI_PAN = make_pan(get_bank("bni").iin, 1)
 BRI_PAN = make_pan(get_bank("bri").iin, 2)
+PAN_HASH = PanHasher()  # the demo PAN hash key, as a switch without a key of its own
 
 
 def open_journal(storage: dict) -> Journal:
@@ -48,7 +50,8 @@ def terminal(tid: str = "BNI00001", bank: str = "bni", tmk: str = "11" * 16) -> 
 
 
 def transaction(rrn: str, stan: str, kind: str = "purchase", **overrides) -> TransactionRecord:  # noqa: ANN003
-    """A journal record as the core writes it: an approved BNI purchase unless told otherwise."""
+    """A journal record as the core writes it: an approved BNI purchase unless told otherwise,
+    with the search key of its card (demo PAN hash key)."""
     mti = {"inquiry": "0100", "purchase": "0200", "advice": "0220", "reversal": "0400"}[kind]
     pan = overrides.pop("pan", BNI_PAN)
     values = {
@@ -70,6 +73,7 @@ def transaction(rrn: str, stan: str, kind: str = "purchase", **overrides) -> Tra
         "original_rrn": None,
         "bank_latency_ms": 40,
         "created_at": AT,
+        "pan_hash": PAN_HASH(pan),
     }
     return TransactionRecord(**{**values, **overrides})
 
@@ -243,7 +247,7 @@ def differences(db: Database, metadata: MetaData) -> list:
 def test_migrated_database_matches_the_tables(journal: Journal) -> None:
     head = ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()
     with journal.db.engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == head == "0001"
+        assert MigrationContext.configure(conn).get_current_revision() == head == "0002"
     assert differences(journal.db, Base.metadata) == []
 
     drifted = MetaData(naming_convention=Base.metadata.naming_convention)

@@ -2,6 +2,7 @@
 
 The handlers are async: validation and serialisation stay on the event loop, and the database
 work goes to the bank's authorisation writer, which answers queued requests in batches.
+A request dated further than DATE_WINDOW_DAYS from the bank's date is refused with 422.
 """
 
 from __future__ import annotations
@@ -9,6 +10,9 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, HTTPException
+from fastapi.exceptions import RequestValidationError
+
+from shared.http import error_responses
 
 from bank_penyalur.api.deps import Runtime
 from bank_penyalur.batcher import QueueFull
@@ -19,12 +23,16 @@ from bank_penyalur.schemas import (
     PurchaseCreate,
     ReversalCreate,
     _Request,
+    date_window_errors,
 )
 
-router = APIRouter(prefix="/v1/authorisations", tags=["authorisations"])
+router = APIRouter(prefix="/v1/authorisations", tags=["authorisations"], responses=error_responses(400, 413))
 
 
 async def _authorise(runtime: Runtime, op: str, body: _Request) -> AuthorisationPublic:
+    errors = date_window_errors(body, runtime.clock.now().date())
+    if errors:
+        raise RequestValidationError(errors)
     try:
         future = runtime.batcher.submit(op, body)
     except QueueFull as exc:

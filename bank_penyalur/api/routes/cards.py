@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
+
+from shared.http import error_responses, unprocessable
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection, select
 
@@ -11,19 +13,21 @@ from shared.cards import mask_pan
 from bank_penyalur import registry, store
 from bank_penyalur.api.deps import ReadConn, Runtime, WriteConn
 from bank_penyalur.registry import CardRecord
-from bank_penyalur.schemas import PinBlockHex
+from bank_penyalur.schemas import ActorName, IdNumberText, PinBlockHex, ReasonText
 from bank_penyalur.tables import PIN_SET, Card, Kpm
 
-router = APIRouter(prefix="/v1/cards", tags=["cards"])
+router = APIRouter(prefix="/v1/cards", tags=["cards"], responses=error_responses(400, 404, 409, 413))
+
+PIN_BLOCK_REFUSED = "PIN block does not decode to a 6-digit PIN for this card"
 
 
 class CardCreate(BaseModel):
-    nik: str = Field(max_length=16)
+    nik: IdNumberText = Field(max_length=16)
 
 
 class CardAction(BaseModel):
-    actor: str = Field(default="operator", min_length=1, max_length=60)
-    reason: str | None = Field(default=None, max_length=200)
+    actor: ActorName = "operator"
+    reason: ReasonText | None = None
 
 
 class Activation(CardAction):
@@ -111,7 +115,7 @@ def activate(pan: str, body: Activation, runtime: Runtime, conn: WriteConn) -> C
     card = load_card(conn, pan)
     pvv = runtime.hsm.pvv_from_block(pan, body.pin_block)
     if pvv is None:
-        raise HTTPException(422, "PIN block does not decode to a 6-digit PIN for this card")
+        raise unprocessable(PIN_BLOCK_REFUSED, ("body", "pin_block"))
     now = runtime.clock.now()
     registry.transition(conn, card, "activate", now, body.actor, body.reason)
     store.append_pin_event(conn, card.card_id, PIN_SET, now, body.actor, pvv=pvv)

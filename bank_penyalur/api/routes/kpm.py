@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from shared.cards import mask_pan
+from shared.http import error_responses
 
 from bank_penyalur import registry
 from bank_penyalur.api.deps import ReadConn, Runtime, WriteConn
 from bank_penyalur.ledger import balance_of
 from bank_penyalur.registry import KpmCreate
+from bank_penyalur.schemas import WibDateTime
 from bank_penyalur.store import latest_card_status
 from bank_penyalur.tables import Account, Card, Kpm
 
-router = APIRouter(prefix="/v1/kpm", tags=["kpm"])
+router = APIRouter(prefix="/v1/kpm", tags=["kpm"], responses=error_responses(400, 413))
 
 OPENING_BATCH_MAX = 10_000
 
@@ -47,7 +47,7 @@ class SubAccountPublic(BaseModel):
 class CardBrief(BaseModel):
     pan_masked: str
     status: str
-    issued_at: datetime
+    issued_at: WibDateTime
 
 
 class KpmPublic(BaseModel):
@@ -61,7 +61,7 @@ class KpmPublic(BaseModel):
     village: str
     pkh: bool
     first_period: str
-    registered_at: datetime
+    registered_at: WibDateTime
     sub_accounts: list[SubAccountPublic]
     cards: list[CardBrief]
 
@@ -85,7 +85,7 @@ def open_accounts(body: OpeningCreate, runtime: Runtime, conn: WriteConn) -> lis
     ]
 
 
-@router.get("/{nik}")
+@router.get("/{nik}", responses=error_responses(404))
 def get_kpm(nik: str, conn: ReadConn) -> KpmPublic:
     row = conn.execute(select(Kpm.__table__).where(Kpm.nik == nik)).one_or_none()
     if row is None:

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+
+from shared.http import error_responses
 
 from bank_penyalur import registry
 from bank_penyalur.api.deps import ReadConn, Runtime, WriteConn
 from bank_penyalur.ledger import balance_of
 from bank_penyalur.registry import MerchantCreate
+from bank_penyalur.schemas import WibDateTime
 from bank_penyalur.tables import Account, Merchant
 
-router = APIRouter(prefix="/v1/merchants", tags=["merchants"])
+router = APIRouter(prefix="/v1/merchants", tags=["merchants"], responses=error_responses(400, 413))
 
 
 class MerchantsCreate(BaseModel):
@@ -28,7 +29,7 @@ class MerchantPublic(BaseModel):
     regency: str
     district: str
     village: str
-    registered_at: datetime
+    registered_at: WibDateTime
     balance_idr: int
 
 
@@ -39,7 +40,7 @@ def register(body: MerchantsCreate, runtime: Runtime, conn: WriteConn) -> dict:
     return {"registered": created, "already_registered": known}
 
 
-@router.get("/{merchant_id}")
+@router.get("/{merchant_id}", responses=error_responses(404))
 def get_merchant(merchant_id: str, conn: ReadConn) -> MerchantPublic:
     row = conn.execute(select(Merchant.__table__).where(Merchant.id == merchant_id)).one_or_none()
     if row is None:

@@ -2,29 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlalchemy import insert, select
 
 from shared.cards import mask_pan
+from shared.http import error_responses, unprocessable
 
 from bank_penyalur import store
 from bank_penyalur.api.deps import ReadConn, Runtime, WriteConn
-from bank_penyalur.api.routes.cards import CardPublic, card_public, load_card
+from bank_penyalur.api.routes.cards import PIN_BLOCK_REFUSED, CardPublic, card_public, load_card
 from bank_penyalur.ledger import check_ledger
-from bank_penyalur.schemas import PinBlockHex
+from bank_penyalur.schemas import ActorName, PinBlockHex, WibDateTime, plain_text
 from bank_penyalur.tables import PIN_RESET, PIN_SET, OpsAudit
 
 router = APIRouter(prefix="/v1/ops", tags=["operations"])
+
+PinResetReason = plain_text(3, 200)
 
 AUDIT_PAGE_MAX = 500
 
 
 class PinReset(BaseModel):
-    actor: str = Field(min_length=1, max_length=60)
-    reason: str = Field(min_length=3, max_length=200)
+    actor: ActorName
+    reason: PinResetReason
     new_pin_block: PinBlockHex | None = Field(
         default=None, description="Optional new PIN (format 0 block under the ZPK); else tries are reset only"
     )
@@ -36,10 +37,10 @@ class AuditPublic(BaseModel):
     action: str
     target: str
     reason: str
-    at: datetime
+    at: WibDateTime
 
 
-@router.post("/cards/{pan}/pin-reset")
+@router.post("/cards/{pan}/pin-reset", responses=error_responses(400, 404, 413))
 def pin_reset(pan: str, body: PinReset, runtime: Runtime, conn: WriteConn) -> CardPublic:
     """Unblock a PIN blocked after wrong tries (and optionally set a new PIN); audited."""
     card = load_card(conn, pan)
@@ -48,7 +49,7 @@ def pin_reset(pan: str, body: PinReset, runtime: Runtime, conn: WriteConn) -> Ca
     if body.new_pin_block is not None:
         pvv = runtime.hsm.pvv_from_block(pan, body.new_pin_block)
         if pvv is None:
-            raise HTTPException(422, "PIN block does not decode to a 6-digit PIN for this card")
+            raise unprocessable(PIN_BLOCK_REFUSED, ("body", "new_pin_block"))
         store.append_pin_event(conn, card.card_id, PIN_SET, now, body.actor, pvv=pvv)
         action = "pin_reset"
     else:

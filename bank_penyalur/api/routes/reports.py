@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
+from pydantic import BaseModel
+
+from shared.http import unprocessable
 
 from bank_penyalur.api.deps import ReadConn, Runtime
-from bank_penyalur.reports import LEVELS, build_report, report_to_csv, report_to_dict
+from bank_penyalur.reports import (
+    LEVELS,
+    build_report,
+    offline_exception_list,
+    report_to_csv,
+    report_to_dict,
+)
+from bank_penyalur.schemas import PLAIN_TEXT_PATTERN, WibDateTime
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
@@ -19,14 +29,14 @@ def report(
     runtime: Runtime,
     period: str = Query(description="Benefit period, YYYY-MM"),
     level: str = Query(default="province", description=f"One of {', '.join(LEVELS)}"),
-    province: str | None = Query(default=None, max_length=60),
+    province: str | None = Query(default=None, max_length=60, pattern=PLAIN_TEXT_PATTERN),
     format: Literal["json", "csv"] = "json",  # noqa: A002 - the query parameter's public name
 ) -> Response | dict:
     """Openings, sub-accounts, KKS, funds disbursed and spent, balances and offline exceptions."""
     try:
         built = build_report(conn, period, level, province)
     except ValueError as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise unprocessable(str(exc), ("query",)) from None
     code = runtime.bank.code
     if format == "csv":
         filename = f"sembako-report-{code}-{built.period}-{built.level}.csv"
@@ -36,3 +46,33 @@ def report(
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )
     return {"bank": code, **report_to_dict(built)}
+
+
+class OfflineExceptionPublic(BaseModel):
+    """An offline advice flagged for review: accepted with the balance below zero (rc 00), or
+    refused because it would have gone below minus the offline limit (rc 51)."""
+
+    created_at: WibDateTime
+    province: str
+    regency: str
+    pan_masked: str
+    terminal_id: str
+    stan: str
+    merchant_id: str
+    amount_idr: int
+    rc: str
+    balance_idr: int | None
+
+
+@router.get("/offline-exceptions")
+def offline_exceptions(
+    conn: ReadConn,
+    period: str = Query(description="Benefit period, YYYY-MM"),
+    province: str | None = Query(default=None, max_length=60, pattern=PLAIN_TEXT_PATTERN),
+) -> list[OfflineExceptionPublic]:
+    """Every offline exception of the period, oldest first: the list behind the report's counts."""
+    try:
+        rows = offline_exception_list(conn, period, province)
+    except ValueError as exc:
+        raise unprocessable(str(exc), ("query", "period")) from None
+    return [OfflineExceptionPublic.model_validate(row, from_attributes=True) for row in rows]

@@ -1,19 +1,24 @@
-"""What the routes share: PAN masking on the way out, time filters and the transaction shape."""
+"""What the routes share: PAN masking on the way out, time filters and the transaction shape.
+
+Times leave the API with their offset (WIB, +07:00): the journal keeps naive WIB times.
+"""
 
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import HTTPException, Query
-from pydantic import BaseModel
+from fastapi import Query
+from pydantic import AfterValidator, BaseModel
 from sqlalchemy import ColumnElement, Row
 
 from shared.cards import mask_pan
+from shared.clock import WIB
 from shared.rc import lookup
+from switch.ops.routes.params import RANGE_TEXT, Moment
+from switch.ops.routes.problems import refuse
 
-WIB = timezone(timedelta(hours=7), "WIB")
 PAGE_MAX = 500
 ID_MAX = 10**12 - 1  # far beyond any journal, and short of the 13 digits of a card number
 
@@ -23,8 +28,16 @@ HIDDEN_KEYS = frozenset({"35", "52", "64", "128", "pin_block"})
 # A run of 13-19 digits is treated as a card number wherever it appears.
 _PAN_LIKE = re.compile(r"(?<![0-9])[0-9]{13,19}(?![0-9])")
 
-From = Annotated[datetime | None, Query(alias="from", description="From this moment (inclusive), ISO 8601; naive = WIB")]
-To = Annotated[datetime | None, Query(alias="to", description="Up to this moment (exclusive), ISO 8601; naive = WIB")]
+_WINDOW = f"ISO 8601 date-time, without offset = WIB, {RANGE_TEXT}"
+From = Annotated[Moment | None, Query(alias="from", description=f"From this moment (inclusive); {_WINDOW}")]
+To = Annotated[Moment | None, Query(alias="to", description=f"Up to this moment (exclusive); {_WINDOW}")]
+
+
+def _as_wib(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=WIB) if moment.tzinfo is None else moment.astimezone(WIB)
+
+
+WibTime = Annotated[datetime, AfterValidator(_as_wib)]  # a naive journal time, shown as +07:00
 
 
 def mask_text(text: str) -> str:
@@ -46,21 +59,10 @@ def scrub(value: Any) -> Any:  # noqa: ANN401 - any JSON value
     return value
 
 
-def business_time(moment: datetime | None, name: str) -> datetime | None:
-    """The journal keeps naive WIB times: an aware moment is converted, a naive one is WIB."""
-    if moment is None or moment.tzinfo is None:
-        return moment
-    try:
-        return moment.astimezone(WIB).replace(tzinfo=None)
-    except OverflowError:  # e.g. 0001-01-01T00:00+14:00 is before year 1 in WIB
-        raise HTTPException(422, f"'{name}' is out of range once converted to WIB") from None
-
-
 def time_window(column: ColumnElement, start: datetime | None, end: datetime | None) -> list[ColumnElement]:
-    """Conditions for `start <= column < end`; 422 when the window is empty by construction."""
-    start, end = business_time(start, "from"), business_time(end, "to")
+    """Conditions for `start <= column < end` (naive WIB); 422 when the window is empty."""
     if start is not None and end is not None and start >= end:
-        raise HTTPException(422, "'from' must be earlier than 'to'")
+        refuse("query", "from", "'from' must be earlier than 'to'")
     conditions = []
     if start is not None:
         conditions.append(column >= start)
@@ -87,7 +89,7 @@ class TransactionPublic(BaseModel):
     balance_idr: int | None
     original_rrn: str | None
     bank_latency_ms: int | None
-    created_at: datetime
+    created_at: WibTime
 
 
 _PLAIN = tuple(name for name in TransactionPublic.model_fields if name not in ("pan_masked", "rc_text"))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -13,10 +12,11 @@ from sqlalchemy import Connection, Row, func, select
 
 from switch.journal import saf_acked
 from switch.ops.deps import ReadConn
-from switch.ops.routes.common import PAGE_MAX, mask_text, scrub
+from switch.ops.routes.common import PAGE_MAX, WibTime, mask_text, scrub
+from switch.ops.routes.problems import UNAVAILABLE
 from switch.tables import ACK, SafAttempt, SafEntryRow
 
-router = APIRouter(prefix="/v1/saf", tags=["store and forward"])
+router = APIRouter(prefix="/v1/saf", tags=["store and forward"], responses=UNAVAILABLE)
 
 _entries = SafEntryRow.__table__
 _attempts = SafAttempt.__table__
@@ -25,7 +25,7 @@ _attempts = SafAttempt.__table__
 class AttemptPublic(BaseModel):
     outcome: str
     detail: str | None
-    at: datetime
+    at: WibTime
 
 
 class SafEntryPublic(BaseModel):
@@ -33,8 +33,8 @@ class SafEntryPublic(BaseModel):
     rrn: str
     bank_code: str
     body: dict  # the reversal request for the bank, card number masked
-    created_at: datetime
-    acknowledged_at: datetime | None
+    created_at: WibTime
+    acknowledged_at: WibTime | None
     attempts: list[AttemptPublic]
 
 

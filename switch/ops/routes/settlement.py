@@ -20,9 +20,11 @@ from sqlalchemy.orm import aliased
 from shared.banks import BANK_CODES
 from shared.rc import APPROVED
 from switch.ops.deps import ReadConn
+from switch.ops.routes.params import RANGE_TEXT, BusinessDate
+from switch.ops.routes.problems import UNAVAILABLE
 from switch.tables import ADVICE, PURCHASE, REVERSAL, Transaction
 
-router = APIRouter(prefix="/v1/settlement", tags=["settlement"])
+router = APIRouter(prefix="/v1/settlement", tags=["settlement"], responses=UNAVAILABLE)
 
 SPENDING = (PURCHASE, ADVICE)
 Totals = dict[str, tuple[int, int]]  # bank -> (count, amount in rupiah)
@@ -44,7 +46,9 @@ class Settlement(BaseModel):
 
 
 @router.get("")
-def settlement(conn: ReadConn, day: Annotated[date, Query(alias="date", description="Business date, YYYY-MM-DD")]) -> Settlement:
+def settlement(
+    conn: ReadConn, day: Annotated[BusinessDate, Query(alias="date", description=f"Business date, YYYY-MM-DD, {RANGE_TEXT}")]
+) -> Settlement:
     purchases, reversals = purchase_totals(conn, day), reversal_totals(conn, day)
     banks = [*BANK_CODES, *sorted((purchases.keys() | reversals.keys()) - set(BANK_CODES))]
     lines = [_line(bank, purchases.get(bank, (0, 0)), reversals.get(bank, (0, 0))) for bank in banks]

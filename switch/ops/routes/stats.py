@@ -14,9 +14,10 @@ from shared.banks import BANK_CODES
 from shared.rc import APPROVED, ISSUER_UNAVAILABLE
 from switch.ops.deps import ReadConn, StatsProvider
 from switch.ops.routes.common import From, To, time_window
+from switch.ops.routes.problems import UNAVAILABLE
 from switch.tables import Transaction
 
-router = APIRouter(prefix="/v1/stats", tags=["statistics"])
+router = APIRouter(prefix="/v1/stats", tags=["statistics"], responses=UNAVAILABLE)
 log = logging.getLogger("switch.ops")
 
 

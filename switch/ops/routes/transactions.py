@@ -1,29 +1,43 @@
-"""The transaction journal: search with filters, and one transaction with its message trail."""
+"""The transaction journal: search with filters, and one transaction with its message trail.
+
+A card is searched by its full number, through the journal's keyed hash of it (exact match):
+a masked number is shared by many cards. Rows journalled before the hash existed (migration
+0002) have none and are not found by card number.
+"""
 
 from __future__ import annotations
 
-import re
-from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel
 from sqlalchemy import ColumnElement, Connection, select
 
 from shared.banks import BANK_CODES
-from shared.cards import mask_pan
-from switch.ops.deps import ReadConn
-from switch.ops.routes.common import ID_MAX, PAGE_MAX, From, To, TransactionPublic, scrub, time_window, transaction_public
+from switch.journal import Journal
+from switch.ops.deps import OpsJournal, ReadConn
+from switch.ops.routes.common import (
+    ID_MAX,
+    PAGE_MAX,
+    From,
+    To,
+    TransactionPublic,
+    WibTime,
+    scrub,
+    time_window,
+    transaction_public,
+)
+from switch.ops.routes.params import CardNumber
+from switch.ops.routes.problems import NOT_FOUND, UNAVAILABLE, refuse
 from switch.tables import MessageLog, Transaction
 
-router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
-
-_FULL_PAN = re.compile(r"[0-9]{13,19}")
-_MASKED_PAN = re.compile(r"[0-9*]{13,19}")
-PAN_HELP = "pan must be a card number (13-19 digits) or a masked one such as 936000******1234"
+router = APIRouter(prefix="/v1/transactions", tags=["transactions"], responses=UNAVAILABLE)
 
 Kind = Literal["inquiry", "purchase", "advice", "reversal"]
+# Issuer codes, as written or in capitals ("BRI").
+Bank = Literal[tuple(BANK_CODES) + tuple(code.upper() for code in BANK_CODES)]  # type: ignore[valid-type]
 Printable = r"^[ -~]+$"
+RRN_SHOWN_MAX = 12
 
 
 class TransactionPage(BaseModel):
@@ -40,7 +54,7 @@ class MessagePublic(BaseModel):
     direction: str
     rc: str | None
     fields: dict
-    at: datetime
+    at: WibTime
 
 
 class TransactionDetail(BaseModel):
@@ -51,45 +65,43 @@ class TransactionDetail(BaseModel):
     original: TransactionPublic | None  # for a reversal: the transaction it reverses
 
 
-def pan_condition(pan: str) -> ColumnElement:
-    """A full PAN is masked before matching (the journal only has masked ones)."""
-    if _FULL_PAN.fullmatch(pan):
-        return Transaction.pan_masked == mask_pan(pan)
-    if _MASKED_PAN.fullmatch(pan):
-        return Transaction.pan_masked == pan
-    raise HTTPException(422, PAN_HELP)
-
-
-def bank_condition(bank: str) -> ColumnElement:
-    code = bank.lower()
-    if code not in BANK_CODES:
-        raise HTTPException(422, f"bank must be one of {', '.join(BANK_CODES)}")
-    return Transaction.bank_code == code
+def pan_condition(journal: Journal, pan: str) -> ColumnElement:
+    """Exact match on the keyed hash of the full card number."""
+    key = journal.pan_hash(pan)
+    if key is None:  # never NULL: that would match every row journalled before the hash existed
+        refuse("query", "pan", "must be the full card number, 13-19 digits")
+    return Transaction.pan_hash == key
 
 
 @router.get("")
 def search(
     conn: ReadConn,
+    journal: OpsJournal,
     start: From = None,
     end: To = None,
     rrn: Annotated[str | None, Query(max_length=12, pattern=Printable, description="Retrieval reference number")] = None,
-    pan: Annotated[str | None, Query(max_length=19, description="Card number, full (masked before matching) or masked")] = None,
+    pan: Annotated[CardNumber | None, Query(description="The full card number (13-19 digits), matched exactly")] = None,
     terminal: Annotated[str | None, Query(max_length=8, pattern=Printable, description="Terminal id (field 41)")] = None,
     merchant: Annotated[str | None, Query(max_length=15, pattern=Printable, description="e-Warong id (field 42)")] = None,
     rc: Annotated[str | None, Query(pattern=r"^[0-9A-Z]{2}$", description="Response code, e.g. 51")] = None,
-    bank: Annotated[str | None, Query(description=f"Issuer routed to: {', '.join(BANK_CODES)}")] = None,
+    bank: Annotated[Bank | None, Query(description="Issuer routed to")] = None,
     kind: Kind | None = None,
     limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
     before_id: Annotated[int | None, Query(ge=1, le=ID_MAX, description="Only transactions older than this id (paging)")] = None,
 ) -> TransactionPage:
     """Journalled transactions, newest first, filtered by any combination of the parameters."""
     conditions = time_window(Transaction.created_at, start, end)
-    if pan is not None:
-        conditions.append(pan_condition(pan))
-    if bank is not None:
-        conditions.append(bank_condition(bank))
-    exact = {Transaction.rrn: rrn, Transaction.tid: terminal, Transaction.mid: merchant, Transaction.rc: rc, Transaction.kind: kind}
+    exact = {
+        Transaction.rrn: rrn,
+        Transaction.tid: terminal,
+        Transaction.mid: merchant,
+        Transaction.rc: rc,
+        Transaction.bank_code: bank.lower() if bank is not None else None,
+        Transaction.kind: kind,
+    }
     conditions += [column == value for column, value in exact.items() if value is not None]
+    if pan is not None:
+        conditions.append(pan_condition(journal, pan))
     if before_id is not None:
         conditions.append(Transaction.id < before_id)
     query = select(Transaction.__table__).where(*conditions).order_by(Transaction.id.desc()).limit(limit)
@@ -97,12 +109,14 @@ def search(
     return TransactionPage(items=items, next_before_id=items[-1].id if len(items) == limit else None)
 
 
-@router.get("/{rrn}")
-def detail(rrn: str, conn: ReadConn) -> TransactionDetail:
+@router.get("/{rrn}", responses=NOT_FOUND)
+def detail(
+    rrn: Annotated[str, Path(max_length=64, pattern=Printable, description="Retrieval reference number")], conn: ReadConn
+) -> TransactionDetail:
     """One transaction with its message trail, its reversals, or the purchase it reverses."""
     row = conn.execute(select(Transaction.__table__).where(Transaction.rrn == rrn)).one_or_none()
     if row is None:
-        shown = rrn if len(rrn) <= 12 else "of that length"
+        shown = rrn if len(rrn) <= RRN_SHOWN_MAX else "of that length"
         raise HTTPException(404, f"no transaction with RRN {shown}")
     return TransactionDetail(
         transaction=transaction_public(row),

@@ -1,0 +1,62 @@
+"""A bank on the public demo keys says so at start and in /health; told to require real keys,
+it refuses to start without them."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from shared.keys import demo_key_hex, new_key
+
+from bank_penyalur.api.app import create_app
+from bank_penyalur.cli import bank_app
+from bank_penyalur.runtime import BankRuntime
+from bank_penyalur.settings import BankSettings, DemoKeysRefused
+
+REAL = {"zpk_hex": new_key().hex().upper(), "pvk_hex": new_key().hex().upper()}
+
+
+def health(runtime: BankRuntime) -> dict:
+    try:
+        return TestClient(create_app(runtime)).get("/health").json()
+    finally:
+        runtime.close()
+
+
+def test_a_bank_on_demo_keys_says_so_at_start_and_in_health(tmp_path, clock, caplog) -> None:  # noqa: ANN001
+    with caplog.at_level(logging.WARNING, logger="bank_penyalur"):
+        runtime = BankRuntime.start(BankSettings(data_dir=tmp_path), clock=clock)
+    assert any("public demo keys (zpk, pvk)" in r.getMessage() for r in caplog.records)
+    answer = health(runtime)
+    assert answer["demo_keys"] is True and "SEMBAKO_BANK_REQUIRE_REAL_KEYS" in answer["warning"]
+
+
+def test_a_bank_with_real_keys_does_not(tmp_path, clock, caplog) -> None:  # noqa: ANN001
+    with caplog.at_level(logging.WARNING, logger="bank_penyalur"):
+        runtime = BankRuntime.start(BankSettings(data_dir=tmp_path, require_real_keys=True, **REAL), clock=clock)
+    assert not [r for r in caplog.records if "demo keys" in r.getMessage()]
+    assert health(runtime)["demo_keys"] is False
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [{}, {"zpk_hex": REAL["zpk_hex"]}, {"pvk_hex": REAL["pvk_hex"]}, {**REAL, "pvk_hex": demo_key_hex("bni", "pvk").lower()}],
+    ids=["none", "zpk-only", "pvk-only", "pvk-set-to-the-demo-key"],
+)
+def test_requiring_real_keys_refuses_to_start_on_any_demo_key(tmp_path, clock, keys: dict) -> None:  # noqa: ANN001
+    with pytest.raises(DemoKeysRefused, match="SEMBAKO_BANK_"):
+        BankRuntime.start(BankSettings(data_dir=tmp_path, require_real_keys=True, **keys), clock=clock)
+    assert not list(tmp_path.iterdir())  # refused before the database was even created
+
+
+def test_the_setting_comes_from_the_environment_and_the_cli_refuses(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("SEMBAKO_BANK_REQUIRE_REAL_KEYS", "true")
+    assert BankSettings().require_real_keys is True
+    result = CliRunner().invoke(bank_app, ["ledger-check", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "real keys are required" in result.output
+    monkeypatch.setenv("SEMBAKO_BANK_ZPK_HEX", REAL["zpk_hex"])
+    monkeypatch.setenv("SEMBAKO_BANK_PVK_HEX", REAL["pvk_hex"])
+    assert CliRunner().invoke(bank_app, ["ledger-check", "--data-dir", str(tmp_path)]).exit_code == 0
