@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, insert, select
 
-from shared.cards import make_pan
+from shared.cards import make_pan, mask_pan
 
 from shared.banks import Bank
+from bank_penyalur.hsm import Hsm
 from bank_penyalur.lifecycle import next_status
 from bank_penyalur.schemas import IdNumberText, PersonName, RegionName
 from bank_penyalur.store import latest_card_status
@@ -205,31 +206,50 @@ def register_merchants(conn: Connection, items: Sequence[MerchantCreate], now: d
 # -- cards -------------------------------------------------------------------------------
 
 
-def _next_serial(conn: Connection, bank: Bank) -> int:
-    highest = conn.execute(select(func.max(Card.pan)).where(Card.pan.like(f"{bank.iin}%"))).scalar_one()
-    return 1 if highest is None else int(highest[len(bank.iin) : -1]) + 1
+_LATEST_SEALED_PAN = select(Card.pan_sealed).order_by(Card.id.desc()).limit(1)
+
+
+def _next_serial(conn: Connection, bank: Bank, hsm: Hsm) -> int:
+    """The serial after the last printed card's. Serials are given out in card id order (cards
+    are only printed here), so the newest card holds the highest: its number is opened, not
+    searched for (card numbers rest sealed)."""
+    sealed = conn.execute(_LATEST_SEALED_PAN).scalar_one_or_none()
+    if sealed is None:
+        return 1
+    latest = hsm.decrypt_pan(sealed)
+    if not latest.startswith(bank.iin):
+        raise ValueError(f"the newest card is not of bank {bank.code} (IIN {bank.iin})")
+    return int(latest[len(bank.iin) : -1]) + 1
+
+
+def card_columns(hsm: Hsm, pan: str) -> dict[str, str]:
+    """How a card number rests in the cards table: keyed hash, masked and sealed."""
+    return {"pan_ref": hsm.pan_ref(pan), "pan_masked": mask_pan(pan), "pan_sealed": hsm.encrypt_pan(pan)}
 
 
 def print_cards(
     conn: Connection,
     bank: Bank,
+    hsm: Hsm,
     kpm_ids: Sequence[int],
     now: datetime,
     actor: str,
     replaces: Sequence[int | None] | None = None,
 ) -> list[tuple[int, str]]:
-    """Print one KKS per KPM (status printed); returns (card id, PAN) in the same order."""
+    """Print one KKS per KPM (status printed); returns (card id, PAN) in the same order.
+    The PAN goes back to the caller (to be printed on the card) and rests only sealed."""
     if not kpm_ids:
         return []
-    serial = _next_serial(conn, bank)
+    serial = _next_serial(conn, bank, hsm)
     replaces = replaces or [None] * len(kpm_ids)
+    pans = [make_pan(bank.iin, serial + i) for i in range(len(kpm_ids))]
     rows = [
-        {"pan": make_pan(bank.iin, serial + i), "kpm_id": kpm_id, "replaces_card_id": old, "issued_at": now}
-        for i, (kpm_id, old) in enumerate(zip(kpm_ids, replaces, strict=True))
+        {**card_columns(hsm, pan), "kpm_id": kpm_id, "replaces_card_id": old, "issued_at": now}
+        for pan, kpm_id, old in zip(pans, kpm_ids, replaces, strict=True)
     ]
     ids = conn.execute(insert(Card).returning(Card.id, sort_by_parameter_order=True), rows).scalars().all()
     append_card_events(conn, ids, PRINTED, now, actor)
-    return list(zip(ids, (row["pan"] for row in rows), strict=True))
+    return list(zip(ids, pans, strict=True))
 
 
 def append_card_events(
@@ -253,16 +273,18 @@ def set_pins(conn: Connection, pvvs: Sequence[tuple[int, str]], now: datetime, a
 @dataclass(frozen=True, slots=True)
 class CardRecord:
     card_id: int
-    pan: str
+    pan_masked: str
     kpm_id: int
     status: str
     replaces_card_id: int | None
 
 
-def card_record(conn: Connection, pan: str) -> CardRecord | None:
-    row = conn.execute(
-        select(Card.id, Card.pan, Card.kpm_id, latest_card_status(), Card.replaces_card_id).where(Card.pan == pan)
-    ).one_or_none()
+_CARD_RECORD = select(Card.id, Card.pan_masked, Card.kpm_id, latest_card_status(), Card.replaces_card_id)
+
+
+def card_record(conn: Connection, hsm: Hsm, pan: str) -> CardRecord | None:
+    """The card with this number, found by its keyed hash; None when the bank has no such card."""
+    row = conn.execute(_CARD_RECORD.where(Card.pan_ref == hsm.pan_ref(pan))).one_or_none()
     return CardRecord(*row) if row else None
 
 
@@ -273,9 +295,11 @@ def transition(conn: Connection, card: CardRecord, action: str, now: datetime, a
     return status
 
 
-def replace_card(conn: Connection, bank: Bank, card: CardRecord, now: datetime, actor: str, reason: str | None) -> tuple[int, str]:
+def replace_card(
+    conn: Connection, bank: Bank, hsm: Hsm, card: CardRecord, now: datetime, actor: str, reason: str | None
+) -> tuple[int, str]:
     """Mark the old card replaced and print a new one for the same KPM."""
     transition(conn, card, "replace", now, actor, reason)
-    [(card_id, pan)] = print_cards(conn, bank, [card.kpm_id], now, actor, replaces=[card.card_id])
+    [(card_id, pan)] = print_cards(conn, bank, hsm, [card.kpm_id], now, actor, replaces=[card.card_id])
     return card_id, pan
 

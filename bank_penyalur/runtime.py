@@ -14,13 +14,13 @@ from shared.db import Database, sqlite_url
 from bank_penyalur.hsm import Hsm
 from bank_penyalur.registry import ensure_program_account
 from bank_penyalur.service import Authoriser
-from bank_penyalur.settings import BankSettings, check_keys
+from bank_penyalur.settings import BankSettings, check_keys, key_variable
 
 log = logging.getLogger("bank_penyalur")
 
 DEMO_KEYS_WARNING = (
     "runs on the public demo keys ({names}): anyone holding this bank's database can recover "
-    "PINs. For a demo only; set SEMBAKO_BANK_ZPK_HEX and SEMBAKO_BANK_PVK_HEX, and "
+    "PINs and card numbers. For a demo only; set {variables}, and "
     "SEMBAKO_BANK_REQUIRE_REAL_KEYS=true to refuse demo keys."
 )
 
@@ -28,7 +28,9 @@ DEMO_KEYS_WARNING = (
 def demo_keys_warning(settings: BankSettings) -> str | None:
     """What the bank says about its keys at start and in /health; None with real keys."""
     names = settings.demo_key_names
-    return DEMO_KEYS_WARNING.format(names=", ".join(names)) if names else None
+    if not names:
+        return None
+    return DEMO_KEYS_WARNING.format(names=", ".join(names), variables=", ".join(key_variable(n) for n in names))
 
 
 def database_for(settings: BankSettings) -> Database:
@@ -37,6 +39,11 @@ def database_for(settings: BankSettings) -> Database:
     url = settings.database_url or sqlite_url(settings.data_dir, f"bank_{code}")
     schema = settings.db_schema or f"bank_{code}"
     return Database(url, schema=schema, pool_size=settings.db_pool_size)
+
+
+def hsm_for(settings: BankSettings) -> Hsm:
+    """The bank's HSM with the keys of its settings (demo keys where none are set)."""
+    return Hsm(settings.zpk, settings.pvk, settings.pan_hash_key, settings.pan_key)
 
 
 @dataclass
@@ -58,11 +65,11 @@ class BankRuntime:
         if warning:
             log.warning("bank %s %s", settings.bank_code, warning)
         clock = clock or SystemClock()
+        hsm = hsm_for(settings)
         db = database_for(settings)
-        migrate.upgrade(db)
+        migrate.upgrade(db, hsm=hsm)
         with db.begin() as conn:
             ensure_program_account(conn, clock.now())
-        hsm = Hsm(settings.zpk, settings.pvk)
         policy = Policy(
             pin_tries_max=settings.pin_tries_max,
             offline_limit_idr=settings.offline_limit_idr,

@@ -70,7 +70,10 @@ def _as_wib(moment: datetime) -> datetime:
     """Business time is naive WIB: a moment given with an offset is converted to it."""
     if moment.tzinfo is None:
         return moment
-    return moment.astimezone(WIB).replace(tzinfo=None)
+    try:
+        return moment.astimezone(WIB).replace(tzinfo=None)
+    except OverflowError:  # 0001-01-01T00:00+14:00 or 9999-12-31T23:59-12:00: beyond year 1..9999 in WIB
+        raise ValueError("must be a moment within the years 1-9999 once converted to WIB") from None
 
 
 def _wib_aware(moment: datetime) -> datetime:
@@ -91,8 +94,9 @@ TerminalId = Annotated[str, StringConstraints(pattern=r"^[ -~]{1,8}$")]
 Stan = Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
 Rrn = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z]{12}$")]
 MerchantId = Annotated[str, StringConstraints(pattern=r"^[ -~]{1,15}$")]
-# Printable ASCII only; whether it is a card of this bank is answered with RC 14.
-Pan = Annotated[str, StringConstraints(pattern=r"^[ -~]{0,19}$")]
+# ASCII digits only (anything else is 422, nothing stored); whether the digits are a card of
+# this bank is answered with RC 14.
+Pan = Annotated[str, StringConstraints(pattern=r"^[0-9]{0,19}$")]
 PinBlockHex = Annotated[str, StringConstraints(pattern=r"^[0-9A-Fa-f]{16}$")]
 ProcessingCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
 

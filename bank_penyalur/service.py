@@ -173,7 +173,8 @@ class Authoriser:
 
     # -- bodies: read under lock, decide, append -------------------------------------------
 
-    def _locked_state(self, conn: Connection, card_ref):  # noqa: ANN001, ANN202
+    def _locked_state(self, conn: Connection, pan: str):  # noqa: ANN202
+        card_ref = self.hsm.pan_ref(pan)
         if self.db.locks_rows:
             store.lock_kpm_of_card(conn, card_ref)
         return store.card_state(conn, card_ref)
@@ -248,7 +249,7 @@ class Authoriser:
     def _reversal_refusal(self, conn: Connection, req: ReversalCreate, original: Row) -> str | None:
         if original.op not in (PURCHASE, ADVICE):
             return rc.INVALID_TRANSACTION
-        if original.card_id is not None and store.card_id_by_pan(conn, req.pan) != original.card_id:
+        if original.card_id is not None and store.card_id_by_pan_ref(conn, self.hsm.pan_ref(req.pan)) != original.card_id:
             return rc.INVALID_TRANSACTION
         if original.amount_idr != req.amount_idr:
             return rc.INVALID_AMOUNT

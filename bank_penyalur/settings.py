@@ -1,7 +1,9 @@
 """Settings of one bank instance, from arguments or SEMBAKO_* environment variables.
 
 Without `zpk_hex` / `pvk_hex` a bank uses fixed, public demo keys: anyone holding its database
-could then recover a PIN from its verification value. A bank on demo keys says so at start and
+could then recover a PIN from its verification value. Without `pan_hash_key_hex` / `pan_key_hex`
+(the keyed hash cards are found by, and the AES key their numbers are sealed with) the same holds
+for card numbers. A bank on demo keys says so at start and
 in /health; with `require_real_keys` it refuses to start (`check_keys`).
 """
 
@@ -32,6 +34,11 @@ class BankSettings(BaseSettings):
     # Zone PIN key shared with the switch (double-length TDES, hex) and the PIN verification key.
     zpk_hex: str | None = None
     pvk_hex: str | None = None
+    # Card numbers at rest: HMAC key of the PAN reference cards are looked up by, and the AES key
+    # (16, 24 or 32 bytes, hex) sealing the PAN in the cards table. Changing either needs a
+    # re-keying of the cards table: cards stored under the old keys are no longer found.
+    pan_hash_key_hex: str | None = None
+    pan_key_hex: str | None = None
     require_real_keys: bool = False
     benefit_idr: int = 150_000
     offline_limit_idr: int = 150_000
@@ -66,13 +73,27 @@ class BankSettings(BaseSettings):
         return self.pvk_hex or demo_key_hex(self.bank_code, "pvk")
 
     @property
+    def pan_hash_key(self) -> str:
+        return self.pan_hash_key_hex or demo_key_hex(self.bank_code, "pan_hash")
+
+    @property
+    def pan_key(self) -> str:
+        return self.pan_key_hex or demo_key_hex(self.bank_code, "pan")
+
+    @property
     def demo_key_names(self) -> tuple[str, ...]:
-        """The keys ("zpk", "pvk") that are the public demo keys: not set, or set to them."""
-        given = {"zpk": self.zpk_hex, "pvk": self.pvk_hex}
+        """The keys ("zpk", "pvk", "pan_hash", "pan") that are the public demo keys: not set, or
+        set to them."""
+        given = {"zpk": self.zpk_hex, "pvk": self.pvk_hex, "pan_hash": self.pan_hash_key_hex, "pan": self.pan_key_hex}
         return tuple(
             name for name, value in given.items()
             if value is None or value.upper() == demo_key_hex(self.bank_code, name)
         )
+
+
+def key_variable(name: str) -> str:
+    """The environment variable setting key `name` ("zpk", "pan_hash", ...)."""
+    return f"SEMBAKO_BANK_{name.upper()}_HEX" if name in ("zpk", "pvk") else f"SEMBAKO_BANK_{name.upper()}_KEY_HEX"
 
 
 class DemoKeysRefused(ValueError):
@@ -83,7 +104,7 @@ def check_keys(settings: BankSettings) -> None:
     """Raise DemoKeysRefused when real keys are required and a demo key is in use."""
     names = settings.demo_key_names
     if settings.require_real_keys and names:
-        variables = ", ".join(f"SEMBAKO_BANK_{name.upper()}_HEX" for name in names)
+        variables = ", ".join(key_variable(name) for name in names)
         raise DemoKeysRefused(
             f"bank {settings.bank_code}: real keys are required (SEMBAKO_BANK_REQUIRE_REAL_KEYS) "
             f"but {', '.join(names)} would be the public demo keys; set {variables}"

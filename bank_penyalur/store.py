@@ -44,13 +44,15 @@ def find_request(conn: Connection, op: str, terminal_id: str, stan: str, day: da
     return conn.execute(_FIND_REQUEST, params).one_or_none()
 
 
-_LOCK_BY_PAN = select(Kpm.id).join(Card, Card.kpm_id == Kpm.id).where(Card.pan == bindparam("ref")).with_for_update(of=Kpm)
+# Cards are found by their PAN reference (the keyed hash from `Hsm.pan_ref`), never by the PAN.
+_LOCK_BY_PAN_REF = select(Kpm.id).join(Card, Card.kpm_id == Kpm.id).where(Card.pan_ref == bindparam("ref")).with_for_update(of=Kpm)
 _LOCK_BY_CARD = select(Kpm.id).join(Card, Card.kpm_id == Kpm.id).where(Card.id == bindparam("ref")).with_for_update(of=Kpm)
 
 
 def lock_kpm_of_card(conn: Connection, card_ref: str | int) -> None:
-    """Take the row lock that serialises all money and PIN tries of one KPM (PostgreSQL)."""
-    statement = _LOCK_BY_PAN if isinstance(card_ref, str) else _LOCK_BY_CARD
+    """Take the row lock that serialises all money and PIN tries of one KPM (PostgreSQL);
+    the card by PAN reference (text) or card id (int)."""
+    statement = _LOCK_BY_PAN_REF if isinstance(card_ref, str) else _LOCK_BY_CARD
     conn.execute(statement, {"ref": card_ref}).all()
 
 
@@ -107,13 +109,13 @@ def _card_state_query():  # noqa: ANN202
     ).outerjoin(emoney, (emoney.kpm_id == Card.kpm_id) & (emoney.kind == EMONEY))
 
 
-_CARD_STATE_BY_PAN = _card_state_query().where(Card.pan == bindparam("ref"))
+_CARD_STATE_BY_PAN_REF = _card_state_query().where(Card.pan_ref == bindparam("ref"))
 _CARD_STATE_BY_ID = _card_state_query().where(Card.id == bindparam("ref"))
 
 
 def card_state(conn: Connection, card_ref: str | int) -> CardState | None:
-    """The card's state by PAN (text) or card id (int); None when there is no such card."""
-    statement = _CARD_STATE_BY_PAN if isinstance(card_ref, str) else _CARD_STATE_BY_ID
+    """The card's state by PAN reference (text) or card id (int); None when there is no such card."""
+    statement = _CARD_STATE_BY_PAN_REF if isinstance(card_ref, str) else _CARD_STATE_BY_ID
     row = conn.execute(statement, {"ref": card_ref}).one_or_none()
     if row is None:
         return None
@@ -176,7 +178,7 @@ def append_request(conn: Connection, values: dict) -> None:
 
 _TRANSFER_BY_ID = select(Transfer.__table__).where(Transfer.id == bindparam("id"))
 _REVERSAL_OF = select(Transfer.id).where(Transfer.reverses_id == bindparam("id"))
-_CARD_ID_BY_PAN = select(Card.id).where(Card.pan == bindparam("pan"))
+_CARD_ID_BY_PAN_REF = select(Card.id).where(Card.pan_ref == bindparam("ref"))
 
 
 def transfer_by_id(conn: Connection, transfer_id: int) -> Row:
@@ -187,5 +189,5 @@ def reversal_of_transfer(conn: Connection, transfer_id: int) -> int | None:
     return conn.execute(_REVERSAL_OF, {"id": transfer_id}).scalar_one_or_none()
 
 
-def card_id_by_pan(conn: Connection, pan: str) -> int | None:
-    return conn.execute(_CARD_ID_BY_PAN, {"pan": pan}).scalar_one_or_none()
+def card_id_by_pan_ref(conn: Connection, pan_ref: str) -> int | None:
+    return conn.execute(_CARD_ID_BY_PAN_REF, {"ref": pan_ref}).scalar_one_or_none()

@@ -140,10 +140,16 @@ class Account(Base):
 
 
 class Card(Base):
+    """A KKS card. Its number is never stored in clear: the card is found by `pan_ref` (HMAC
+    of the PAN under the PAN hash key, see `hsm.Hsm.pan_ref`), shown by `pan_masked`, and
+    `pan_sealed` (AES-GCM under the PAN key) is opened only where the number itself is needed."""
+
     __tablename__ = "cards"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    pan: Mapped[str] = mapped_column(String(19), unique=True)
+    pan_ref: Mapped[str] = mapped_column(String(64), unique=True)
+    pan_masked: Mapped[str] = mapped_column(String(19))
+    pan_sealed: Mapped[str] = mapped_column(String(80))
     kpm_id: Mapped[int] = mapped_column(ForeignKey("kpm.id"), index=True)
     replaces_card_id: Mapped[int | None] = mapped_column(ForeignKey("cards.id"), unique=True)
     issued_at: Mapped[datetime] = mapped_column(DateTime)

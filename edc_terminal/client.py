@@ -12,7 +12,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
-from shared.iso8583 import FrameError, Message, MessageError, Tpdu, decode, frame, read_frame, response_mti, split_frame
+from shared.iso8583 import FrameError, FrameTimeoutError, Message, MessageError, Tpdu, decode, frame, read_frame, response_mti, split_frame
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ class Received:
 class ClientConfig:
     connect_timeout_ms: int = 5_000
     max_in_flight: int = 8
+    frame_timeout_ms: int = 5_000  # a started answer must be whole within this, else the link is dropped
     tpdu: Tpdu = REQUEST_TPDU
 
 
@@ -135,11 +136,13 @@ class SwitchClient:
         try:
             while True:
                 try:
-                    body = await read_frame(self._reader, READ_IDLE_MS)
+                    body = await read_frame(self._reader, READ_IDLE_MS, frame_timeout_ms=self.config.frame_timeout_ms)
+                except FrameTimeoutError:
+                    raise  # the stream is out of step (a length that lied): only a new connection recovers
                 except TimeoutError:
                     continue
                 self._deliver(body)
-        except (asyncio.IncompleteReadError, ConnectionError, FrameError, OSError) as exc:
+        except (asyncio.IncompleteReadError, ConnectionError, FrameError, FrameTimeoutError, OSError) as exc:
             log.info("connection to switch %s ended: %s", self.address, exc)
         finally:
             self._fail_waiters(SwitchUnavailable(f"Koneksi ke switch {self.address} terputus"))

@@ -441,10 +441,13 @@ class EdcCore:
 
     def on_response(self, message: Message, raw: bytes) -> list[Command]:
         """An answer arrived: `message` decoded from `raw` (the message bytes, no TPDU).
-        Answers that match no message in flight are ignored (empty list)."""
+        Answers with another STAN than the message in flight are ignored (empty list); one with
+        its STAN but not the expected MTI is no valid answer, like a timeout."""
         flight = self._flight
-        if flight is None or message.get("t") != flight.expect_mti or message.get("11") != flight.stan:
+        if flight is None or message.get("11") != flight.stan:
             return []
+        if message.get("t") != flight.expect_mti:  # our STAN under another MTI (0211 for 0200): no valid answer
+            return self._no_answer(flight)
         if flight.flow not in NETWORK_FLOWS and not self._mac_ok(message, raw):
             self._resign_on = True  # our keys and the switch's differ: sign on again after this flow
             return self._no_answer(flight)  # a bad MAC is no answer at all

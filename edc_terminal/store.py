@@ -5,10 +5,18 @@ wrapped under the terminal master key, never in clear), reversals not yet answer
 the last approved purchase (so it can be voided) and a purchase whose answer is still awaited
 (so a crash mid-flight still ends in a reversal). Writes are atomic: a temporary file in the
 same directory, fsync, then os.replace.
+
+Card numbers never rest in clear: in the file, field 2 of every stored message (the last
+purchase, the pending reversals, the purchase in flight) is sealed with AES-GCM under a key
+derived from the terminal master key (`shared.keys.derive(tmk, "edc-state/<tid>")`), bound to
+the terminal id; it is opened again on load, so `TerminalState` in memory holds the messages as
+they were sent. A file written before (version 1, field 2 in clear) still loads, and is sealed
+at the next save.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -17,11 +25,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from shared import keys as keylib
 from shared.iso8583 import Message
 
 STAN_MAX = 999_999
 JOURNAL_MAX = 999  # approved transactions kept on the terminal (oldest dropped first)
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: field 2 sealed in the file; 1: field 2 in clear (still read)
+SEALED_PREFIX = "v1:"  # a sealed field 2: "v1:" + base64url(nonce (12) + ciphertext + tag (16))
+_NONCE_BYTES = 12
 _TID_PATTERN = re.compile(r"[A-Za-z0-9]{1,16}")
 
 
@@ -129,14 +143,76 @@ class TerminalState:
         )
 
 
-class TerminalStore:
-    """Load and save one terminal's state file."""
+def state_key(tmk: bytes, tid: str) -> bytes:
+    """The AES-256 key that seals the card numbers in terminal `tid`'s state file."""
+    return keylib.derive(tmk, f"edc-state/{tid}")
 
-    def __init__(self, data_dir: Path | str, tid: str) -> None:
+
+class CardSeal:
+    """Seals field 2 of the messages kept in a terminal's state file, and opens it again."""
+
+    def __init__(self, key: bytes, tid: str) -> None:
+        self._aead = AESGCM(key)
+        self._aad = f"edc-state/{tid}/2".encode()
+
+    def seal(self, pan: str) -> str:
+        nonce = os.urandom(_NONCE_BYTES)
+        return SEALED_PREFIX + base64.urlsafe_b64encode(nonce + self._aead.encrypt(nonce, pan.encode(), self._aad)).decode()
+
+    def open(self, value: str) -> str:
+        """The card number of a sealed field 2; a clear one (a version-1 file) as it is."""
+        if not value.startswith(SEALED_PREFIX):
+            return value
+        try:
+            raw = base64.urlsafe_b64decode(value[len(SEALED_PREFIX) :].encode("ascii"))
+            return self._aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], self._aad).decode()
+        except (ValueError, InvalidTag):
+            raise StoreError("a stored card number does not open under this terminal's master key") from None
+
+    def message_out(self, message: Message | None) -> Message | None:
+        if message is None or not isinstance(message.get("2"), str):
+            return message
+        return {**message, "2": self.seal(message["2"])}
+
+    def message_in(self, message: Message | None) -> Message | None:
+        if message is None or not isinstance(message.get("2"), str):
+            return message
+        return {**message, "2": self.open(message["2"])}
+
+    def sealed(self, data: dict[str, Any]) -> dict[str, Any]:
+        """`TerminalState.to_dict()` with every field 2 sealed."""
+        return self._each_message(data, self.message_out)
+
+    def opened(self, data: dict[str, Any]) -> dict[str, Any]:
+        return self._each_message(data, self.message_in)
+
+    @staticmethod
+    def _each_message(data: dict[str, Any], change) -> dict[str, Any]:  # noqa: ANN001
+        out = dict(data)
+        if isinstance(out.get("last_purchase"), dict):
+            out["last_purchase"] = {**out["last_purchase"], "request": change(out["last_purchase"].get("request"))}
+        if isinstance(out.get("pending_reversals"), list):
+            out["pending_reversals"] = [
+                {**p, "message": change(p.get("message"))} if isinstance(p, dict) else p for p in out["pending_reversals"]
+            ]
+        if isinstance(out.get("in_flight_purchase"), dict):
+            out["in_flight_purchase"] = change(out["in_flight_purchase"])
+        return out
+
+
+class TerminalStore:
+    """Load and save one terminal's state file.
+
+    `tmk` is the terminal master key the card numbers in the file are sealed under (by a key
+    derived from it); default: the terminal's demo TMK, the one `EdcCore.for_demo_terminal` uses."""
+
+    def __init__(self, data_dir: Path | str, tid: str, tmk: bytes | None = None) -> None:
         if not _TID_PATTERN.fullmatch(tid):
             raise StoreError(f"terminal id must be letters and digits, got {tid!r}")
         self.tid = tid
         self.path = Path(data_dir) / "edc" / f"{tid}.json"
+        master = tmk if tmk is not None else bytes.fromhex(keylib.demo_terminal_master_key_hex(tid))
+        self._seal = CardSeal(state_key(master, tid), tid)
 
     def load(self) -> TerminalState:
         """The stored state, or a fresh one when the terminal has never run here."""
@@ -144,7 +220,7 @@ class TerminalStore:
             return TerminalState(tid=self.tid)
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
-            state = TerminalState.from_dict(data)
+            state = TerminalState.from_dict(self._seal.opened(data))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise StoreError(f"{self.path}: not a readable terminal state ({exc})") from None
         if state.tid != self.tid:
@@ -153,7 +229,7 @@ class TerminalStore:
 
     def save(self, state: TerminalState) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(state.to_dict(), indent=2, sort_keys=True)
+        text = json.dumps(self._seal.sealed(state.to_dict()), indent=2, sort_keys=True)
         fd, temp = tempfile.mkstemp(prefix=f".{self.tid}.", suffix=".tmp", dir=self.path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -58,3 +58,13 @@ def key_exchange_key(tmk: bytes) -> bytes:
     """The key a terminal MACs its key-exchange request with: derived from its master key, so
     only the holder of the TMK (the terminal and the switch's HSM) can ask for working keys."""
     return des.adjust_key_parity(des.encrypt_tdes_ecb(tmk, _KEY_EXCHANGE_LABEL))
+
+
+def derive(master: bytes, label: str, length: int = 32) -> bytes:
+    """A key for one purpose (`label`, e.g. "edc-state/BNI00001") derived from a master key
+    (HKDF-SHA256): holders of the master key derive the same key, and one derived key reveals
+    neither the master key nor the keys of other labels."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=f"sembako/{label}".encode()).derive(master)

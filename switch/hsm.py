@@ -3,14 +3,21 @@
 Keys at rest are wrapped under the LMK. Working keys (TPK for PINs, TAK for MACs) are made at
 key exchange and sent to the terminal wrapped under its master key (TMK). Clear keys live only
 in this object's memory. Card numbers are looked up in the journal by a keyed hash
-(HMAC-SHA256 under the PAN hash key), never by their masked form.
+(HMAC-SHA256 under the PAN hash key), never by their masked form. A full card number the
+switch must keep (a stored reversal names its card) rests only sealed: AES-GCM under the PAN key
+(`PanCipher`), bound to what it belongs to (its associated data, e.g. "saf/<rrn>").
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import os
 from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from shared import iso8583, keys, pinblock
 from shared.cards import PAN_LENGTH_MAX, PAN_LENGTH_MIN
@@ -42,6 +49,52 @@ class PanHasher:
         return pan_hash(self._key, pan) if is_full_pan(pan) else None
 
 
+def demo_pan_key_hex() -> str:
+    """The public demo key of the sealed card numbers (used when no key is set)."""
+    return demo_key_hex("switch", "pan")
+
+
+SEALED_PREFIX = "v1:"  # version of the format: "v1:" + base64url(nonce (12) + ciphertext + tag (16))
+_NONCE_BYTES = 12
+
+
+class PanSealError(ValueError):
+    """A sealed card number does not open: another key, other associated data, or damaged."""
+
+
+def seal_pan(key: bytes, pan: str, context: str) -> str:
+    """`pan` enciphered and authenticated (AES-GCM) under `key`, bound to `context`."""
+    nonce = os.urandom(_NONCE_BYTES)
+    sealed = AESGCM(key).encrypt(nonce, pan.encode("ascii"), context.encode("utf-8"))
+    return SEALED_PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
+
+
+def open_pan(key: bytes, sealed: str, context: str) -> str:
+    if not sealed.startswith(SEALED_PREFIX):
+        raise PanSealError("not a sealed card number")
+    try:
+        raw = base64.urlsafe_b64decode(sealed[len(SEALED_PREFIX) :].encode("ascii"))
+        clear = AESGCM(key).decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], context.encode("utf-8"))
+    except (ValueError, InvalidTag):
+        raise PanSealError("the sealed card number does not open under this key") from None
+    return clear.decode("ascii")
+
+
+class PanCipher:
+    """Seals and opens card numbers under the PAN key (default: the demo one)."""
+
+    def __init__(self, key_hex: str | None = None) -> None:
+        self.key_hex = key_hex or demo_pan_key_hex()  # handed to migrations that seal old rows
+        self._key = bytes.fromhex(self.key_hex)
+
+    def seal(self, pan: str, context: str) -> str:
+        return seal_pan(self._key, pan, context)
+
+    def open(self, sealed: str, context: str) -> str:
+        """The card number; PanSealError when it does not open."""
+        return open_pan(self._key, sealed, context)
+
+
 @dataclass(frozen=True, slots=True)
 class WorkingKeys:
     tpk: bytes
@@ -59,10 +112,13 @@ class KeyExchange:
 
 
 class SwitchHsm:
-    def __init__(self, lmk_hex: str, zpk_hex_by_bank: dict[str, str], pan_hash_key_hex: str | None = None) -> None:
+    def __init__(
+        self, lmk_hex: str, zpk_hex_by_bank: dict[str, str], pan_hash_key_hex: str | None = None, pan_key_hex: str | None = None
+    ) -> None:
         self._lmk = pinblock.parse_key(lmk_hex)
         self._zpks = {code: pinblock.parse_key(key_hex) for code, key_hex in zpk_hex_by_bank.items()}
         self.pan_hash = PanHasher(pan_hash_key_hex)  # the journal's search key of a card number
+        self.pan_cipher = PanCipher(pan_key_hex)  # card numbers kept for store and forward
 
     def wrap_for_storage(self, key: bytes) -> str:
         return keys.wrap(self._lmk, key)

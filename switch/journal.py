@@ -18,7 +18,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from shared.db import Database
 from switch import migrate
-from switch.hsm import PanHasher
+from shared.cards import mask_pan
+from switch.hsm import PanCipher, PanHasher, PanSealError
 from switch.tables import (
     ACK,
     ERROR,
@@ -82,10 +83,13 @@ class SafEntry:
     id: int
     rrn: str
     bank_code: str
-    body: dict  # the JSON body of the bank reversal request
+    body: dict  # the JSON body of the bank reversal request, with the full PAN (opened in memory)
     created_at: datetime
     attempts: int
     last_error: str | None
+    # False when the sealed card number did not open (another PAN key): `body` then holds it
+    # masked, and the entry cannot be delivered.
+    card_readable: bool = True
 
 
 TRANSACTION_FIELDS = tuple(f.name for f in fields(TransactionRecord))
@@ -157,6 +161,7 @@ _PENDING_SAF = (
         _saf.c.rrn,
         _saf.c.bank_code,
         _saf.c.body,
+        _saf.c.pan_sealed,
         _saf.c.created_at,
         saf_attempt_count().label("attempts"),
         saf_last_error().label("last_error"),
@@ -172,15 +177,27 @@ def transaction_from_row(row: Row) -> TransactionRecord:
     return TransactionRecord(**{name: mapping[name] for name in TRANSACTION_FIELDS})
 
 
-def saf_entry_from_row(row: Row) -> SafEntry:
+def saf_context(rrn: str) -> str:
+    """The associated data a SAF entry's card number is sealed with: it opens only on its row."""
+    return f"saf/{rrn}"
+
+
+def saf_entry_from_row(row: Row, cipher: PanCipher) -> SafEntry:
+    body, readable = dict(row.body), True
+    if "pan" in body:
+        try:
+            body["pan"] = cipher.open(row.pan_sealed, saf_context(row.rrn))
+        except PanSealError:
+            readable = False
     return SafEntry(
         id=row.id,
         rrn=row.rrn,
         bank_code=row.bank_code,
-        body=row.body,
+        body=body,
         created_at=row.created_at,
         attempts=int(row.attempts),
         last_error=row.last_error,
+        card_readable=readable,
     )
 
 
@@ -188,16 +205,19 @@ class Journal:
     """Reads and appends on the switch's database (an SQLite file or a PostgreSQL schema).
 
     `pan_hash` makes the search key of a card number; it must be the one the rows were written
-    with (`SwitchHsm.pan_hash`: the same PAN hash key)."""
+    with (`SwitchHsm.pan_hash`: the same PAN hash key). `pan_cipher` seals the card numbers of
+    stored reversals (`SwitchHsm.pan_cipher`: the PAN key); both default to the demo keys."""
 
-    def __init__(self, db: Database, pan_hash: PanHasher | None = None) -> None:
+    def __init__(self, db: Database, pan_hash: PanHasher | None = None, pan_cipher: PanCipher | None = None) -> None:
         self.db = db
         self.pan_hash = pan_hash or PanHasher()
+        self.pan_cipher = pan_cipher or PanCipher()
         self._insert_transactions = _INSERT_TRANSACTIONS[db.dialect]
 
     def migrate(self) -> None:
-        """Bring the schema to the newest revision (Alembic upgrade head)."""
-        migrate.upgrade(self.db)
+        """Bring the schema to the newest revision (Alembic upgrade head); card numbers found in
+        clear in older rows are sealed under this journal's PAN key."""
+        migrate.upgrade(self.db, pan_key_hex=self.pan_cipher.key_hex)
 
     # -- terminals and keys ---------------------------------------------------------------------
 
@@ -262,15 +282,20 @@ class Journal:
     # -- store and forward -----------------------------------------------------------------------
 
     def enqueue_saf(self, rrn: str, bank_code: str, body: dict, at: datetime) -> int:
-        """Store a reversal for delivery to `bank_code`; returns the entry id."""
+        """Store a reversal for delivery to `bank_code`; returns the entry id. The card number
+        (`body["pan"]`) is stored sealed, and masked in the stored body."""
+        pan = str(body.get("pan", ""))
+        sealed = self.pan_cipher.seal(pan, saf_context(rrn))
+        stored = {**body, "pan": mask_pan(pan)} if "pan" in body else body
         with self.db.begin() as conn:
-            params = {"rrn": rrn, "bank_code": bank_code, "body": body, "created_at": at}
+            params = {"rrn": rrn, "bank_code": bank_code, "body": stored, "pan_sealed": sealed, "created_at": at}
             return conn.execute(_INSERT_SAF, params).scalar_one()
 
     def pending_saf(self, limit: int = 100) -> list[SafEntry]:
         """Entries the bank has not acknowledged yet, oldest first."""
         with self.db.read() as conn:
-            return [saf_entry_from_row(row) for row in conn.execute(_PENDING_SAF, {"limit": limit})]
+            rows = conn.execute(_PENDING_SAF, {"limit": limit}).all()
+        return [saf_entry_from_row(row, self.pan_cipher) for row in rows]
 
     def record_saf_attempt(self, saf_id: int, outcome: str, detail: str | None, at: datetime) -> None:
         """One delivery try: 'ack' (the bank answered; the entry is done) or 'error'."""

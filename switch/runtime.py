@@ -64,7 +64,7 @@ def refuse_demo_keys(settings: SwitchSettings, demo_keys: list[str]) -> None:
         raise RealKeysRequired(
             "switch refuses to start: SEMBAKO_SWITCH_REQUIRE_REAL_KEYS is set and these keys are the public "
             f"demo ones: {', '.join(demo_keys)}. Set SEMBAKO_SWITCH_LMK_HEX, SEMBAKO_SWITCH_ZPK_HEX, "
-            "SEMBAKO_SWITCH_TMK_HEX and SEMBAKO_SWITCH_PAN_HASH_KEY_HEX (see README, The switch)."
+            "SEMBAKO_SWITCH_TMK_HEX, SEMBAKO_SWITCH_PAN_HASH_KEY_HEX and SEMBAKO_SWITCH_PAN_KEY_HEX (see README, The switch)."
         )
 
 
@@ -75,8 +75,8 @@ class SwitchRuntime:
         self.demo_keys = settings.demo_keys()
         refuse_demo_keys(settings, self.demo_keys)  # before anything is opened
         self.db = database_for(settings)
-        self.hsm = SwitchHsm(settings.lmk, {code: settings.zpk_for(code) for code in BANKS}, settings.pan_hash_key)
-        self.journal = Journal(self.db, self.hsm.pan_hash)
+        self.hsm = SwitchHsm(settings.lmk, {code: settings.zpk_for(code) for code in BANKS}, settings.pan_hash_key, settings.pan_key)
+        self.journal = Journal(self.db, self.hsm.pan_hash, self.hsm.pan_cipher)
         self.banks = BankClient(settings.bank_urls, settings.bank_timeout_ms, settings.bank_connections_max)
         self.writer = JournalWriter(self.journal, settings.journal_queue_max, settings.journal_batch_max)
         self.saf = SafForwarder(self.journal, self.banks, now, settings.saf_interval_ms, settings.saf_batch_max)

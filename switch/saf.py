@@ -21,6 +21,7 @@ class SafForwarder:
         self._interval_s = interval_ms / 1000
         self._batch_max = batch_max
         self.delivered = 0
+        self._unreadable: set[int] = set()  # entries already reported as not deliverable
 
     async def enqueue(self, rrn: str, bank_code: str, body: dict) -> None:
         """Persist a reversal to deliver; returns once it is stored."""
@@ -36,6 +37,12 @@ class SafForwarder:
         pending = await asyncio.to_thread(self._journal.pending_saf, self._batch_max)
         delivered = 0
         for entry in pending:
+            if not entry.card_readable:
+                # Sealed under another PAN key: sending it would reverse the wrong card or none.
+                if entry.id not in self._unreadable:
+                    self._unreadable.add(entry.id)
+                    log.error("reversal for rrn %s not delivered: its card number does not open under the PAN key", entry.rrn)
+                continue
             outcome = await self._banks.send(entry.bank_code, "reversal", entry.body)
             if isinstance(outcome, BankReply):
                 # Any answer is final: the bank applied the reversal, or had nothing to reverse.

@@ -11,6 +11,7 @@ from shared.banks import BANKS, DEMO_TERMINALS_PER_BANK, demo_terminal
 from shared.keys import demo_key_hex, demo_terminal_master_key_hex
 
 PAN_HASH_KEY_BYTES_MIN = 16
+PAN_KEY_BYTES = (16, 24, 32)  # AES-128/192/256
 
 
 class SwitchSettings(BaseSettings):
@@ -41,6 +42,7 @@ class SwitchSettings(BaseSettings):
     zpk_hex: dict[str, str] = Field(default_factory=dict)  # per bank; default: the banks' demo ZPKs
     tmk_hex: dict[str, str] = Field(default_factory=dict)  # per terminal id; default: its demo TMK
     pan_hash_key_hex: str | None = None  # HMAC key of the journal's card search key, >= 16 bytes
+    pan_key_hex: str | None = None  # AES-GCM key of the card numbers kept for SAF retries, 16/24/32 bytes
     require_real_keys: bool = False  # refuse to start while any key above is a public demo key
 
     @property
@@ -57,6 +59,10 @@ class SwitchSettings(BaseSettings):
     def pan_hash_key(self) -> str:
         return self.pan_hash_key_hex or demo_key_hex("switch", "pan_hash")
 
+    @property
+    def pan_key(self) -> str:
+        return self.pan_key_hex or demo_key_hex("switch", "pan")
+
     def demo_keys(self) -> list[str]:
         """The keys that are (still) their public demo value, by name; [] when all are real."""
         names = ["LMK"] if _same_key(self.lmk, demo_key_hex("switch", "lmk")) else []
@@ -66,6 +72,8 @@ class SwitchSettings(BaseSettings):
             names.append(f"TMK of {len(demo_tmks)} terminals")
         if _same_key(self.pan_hash_key, demo_key_hex("switch", "pan_hash")):
             names.append("PAN hash key")
+        if _same_key(self.pan_key, demo_key_hex("switch", "pan")):
+            names.append("PAN encryption key")
         return names
 
     @field_validator("tmk_hex")
@@ -81,6 +89,13 @@ class SwitchSettings(BaseSettings):
     def _long_enough(cls, value: str | None) -> str | None:
         if value is not None and (not _is_hex(value) or len(value) < 2 * PAN_HASH_KEY_BYTES_MIN):
             raise ValueError(f"the PAN hash key must be at least {PAN_HASH_KEY_BYTES_MIN} bytes, in hex")
+        return value
+
+    @field_validator("pan_key_hex")
+    @classmethod
+    def _aes_key(cls, value: str | None) -> str | None:
+        if value is not None and (not _is_hex(value) or len(value) // 2 not in PAN_KEY_BYTES or len(value) % 2):
+            raise ValueError("the PAN encryption key must be an AES key of 16, 24 or 32 bytes, in hex")
         return value
 
 

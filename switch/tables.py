@@ -6,7 +6,8 @@
   answer it got, for duplicate replay, operations queries and settlement totals.
 - `messages` is the message trail (terminal and bank legs), already masked by the caller.
 - `saf_entries` are reversals to store and forward to a bank; `saf_attempts` records each try
-  (an entry is pending until it has an 'ack' attempt).
+  (an entry is pending until it has an 'ack' attempt). The card number of a reversal rests only
+  sealed (AES-GCM under the PAN key, `pan_sealed`); its `body` holds it masked.
 """
 
 from __future__ import annotations
@@ -146,7 +147,9 @@ class SafEntryRow(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     rrn: Mapped[str] = mapped_column(String(12), index=True)
     bank_code: Mapped[str] = mapped_column(String(10))
-    body: Mapped[dict] = mapped_column(JSON)  # the bank reversal request
+    body: Mapped[dict] = mapped_column(JSON)  # the bank reversal request, its "pan" masked
+    # The full PAN, sealed by switch.hsm.PanCipher with associated data "saf/<rrn>" (migration 0003).
+    pan_sealed: Mapped[str] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(DateTime)
 
 

@@ -191,7 +191,7 @@ def _seed_merchants(conn: Connection, bank: Bank, kpm: int, now: datetime) -> in
 def _seed_named(conn: Connection, bank: Bank, hsm: Hsm, now: datetime) -> int:
     """Create the named demo KPM and cards in an empty bank; nothing if they exist."""
     first_pan = make_pan(bank.iin, 1)
-    if conn.execute(select(Card.id).where(Card.pan == first_pan)).scalar_one_or_none() is not None:
+    if registry.card_record(conn, hsm, first_pan) is not None:
         return 0
     taken = conn.execute(select(func.count()).select_from(Card)).scalar_one()
     if taken:
@@ -200,7 +200,7 @@ def _seed_named(conn: Connection, bank: Bank, hsm: Hsm, now: datetime) -> int:
     results = registry.open_accounts(conn, records, now)
     kpm_ids = [r.kpm_id for r in results]
     assert all(kpm_ids), results
-    printed = registry.print_cards(conn, bank, kpm_ids, now, ACTOR)
+    printed = registry.print_cards(conn, bank, hsm, kpm_ids, now, ACTOR)
     cards = {spec.label: printed[spec.kpm] for spec in fixture.specs() if spec.label != "replaced_new"}
     pins = {spec.label: spec.pin for spec in fixture.specs()}
     _activate(conn, hsm, [(cid, pan, pins[label]) for label, (cid, pan) in cards.items()], now)
@@ -218,9 +218,9 @@ def _named_situations(conn, bank, hsm, cards, pins, now) -> None:  # noqa: ANN00
     registry.append_card_events(conn, [cards["blocked"][0]], BLOCKED, now, ACTOR, "Diblokir: kartu ganda")
     old_id, old_pan = cards["replaced_old"]
     registry.append_card_events(conn, [old_id], DAMAGED, now, ACTOR, "Kartu rusak, chip tidak terbaca")
-    record = registry.card_record(conn, old_pan)
+    record = registry.card_record(conn, hsm, old_pan)
     assert record is not None
-    new_id, new_pan = registry.replace_card(conn, bank, record, now, ACTOR, "Penggantian kartu rusak")
+    new_id, new_pan = registry.replace_card(conn, bank, hsm, record, now, ACTOR, "Penggantian kartu rusak")
     _activate(conn, hsm, [(new_id, new_pan, pins["replaced_new"])], now)
 
 
@@ -235,7 +235,7 @@ def _seed_generated(conn: Connection, bank: Bank, hsm: Hsm, chunk: list[Generate
     results = registry.open_accounts(conn, [g.record for g in chunk], now)
     kpm_ids = [r.kpm_id for r in results]
     assert all(kpm_ids), [r for r in results if r.kpm_id is None][:3]
-    printed = registry.print_cards(conn, bank, kpm_ids, now, ACTOR)
+    printed = registry.print_cards(conn, bank, hsm, kpm_ids, now, ACTOR)
     assert printed[0][1] == chunk[0].pan, "generated PANs drifted: cards were printed outside the generator"
     active = [(cid, pan, g.pin) for (cid, pan), g in zip(printed, chunk, strict=True) if g.activated]
     waiting = [cid for (cid, _), g in zip(printed, chunk, strict=True) if not g.activated]

@@ -93,7 +93,7 @@ class Bank:
         from bank_penyalur import store
 
         with self.runtime.db.read() as conn:
-            state = store.card_state(conn, self.cards[label].pan)
+            state = store.card_state(conn, self.runtime.hsm.pan_ref(self.cards[label].pan))
         assert state is not None
         return state.balance_idr
 

@@ -16,7 +16,12 @@ from bank_penyalur.cli import bank_app
 from bank_penyalur.runtime import BankRuntime
 from bank_penyalur.settings import BankSettings, DemoKeysRefused
 
-REAL = {"zpk_hex": new_key().hex().upper(), "pvk_hex": new_key().hex().upper()}
+REAL = {
+    "zpk_hex": new_key().hex().upper(),
+    "pvk_hex": new_key().hex().upper(),
+    "pan_hash_key_hex": new_key().hex().upper(),
+    "pan_key_hex": new_key().hex().upper(),
+}
 
 
 def health(runtime: BankRuntime) -> dict:
@@ -29,7 +34,7 @@ def health(runtime: BankRuntime) -> dict:
 def test_a_bank_on_demo_keys_says_so_at_start_and_in_health(tmp_path, clock, caplog) -> None:  # noqa: ANN001
     with caplog.at_level(logging.WARNING, logger="bank_penyalur"):
         runtime = BankRuntime.start(BankSettings(data_dir=tmp_path), clock=clock)
-    assert any("public demo keys (zpk, pvk)" in r.getMessage() for r in caplog.records)
+    assert any("public demo keys (zpk, pvk, pan_hash, pan)" in r.getMessage() for r in caplog.records)
     answer = health(runtime)
     assert answer["demo_keys"] is True and "SEMBAKO_BANK_REQUIRE_REAL_KEYS" in answer["warning"]
 
@@ -43,8 +48,16 @@ def test_a_bank_with_real_keys_does_not(tmp_path, clock, caplog) -> None:  # noq
 
 @pytest.mark.parametrize(
     "keys",
-    [{}, {"zpk_hex": REAL["zpk_hex"]}, {"pvk_hex": REAL["pvk_hex"]}, {**REAL, "pvk_hex": demo_key_hex("bni", "pvk").lower()}],
-    ids=["none", "zpk-only", "pvk-only", "pvk-set-to-the-demo-key"],
+    [
+        {},
+        {"zpk_hex": REAL["zpk_hex"]},
+        {"pvk_hex": REAL["pvk_hex"]},
+        {**REAL, "pvk_hex": demo_key_hex("bni", "pvk").lower()},
+        {"zpk_hex": REAL["zpk_hex"], "pvk_hex": REAL["pvk_hex"]},
+        {**REAL, "pan_hash_key_hex": None},
+        {**REAL, "pan_key_hex": demo_key_hex("bni", "pan")},
+    ],
+    ids=["none", "zpk-only", "pvk-only", "pvk-set-to-the-demo-key", "no-pan-keys", "no-pan-hash-key", "pan-key-set-to-the-demo-key"],
 )
 def test_requiring_real_keys_refuses_to_start_on_any_demo_key(tmp_path, clock, keys: dict) -> None:  # noqa: ANN001
     with pytest.raises(DemoKeysRefused, match="SEMBAKO_BANK_"):
@@ -59,4 +72,8 @@ def test_the_setting_comes_from_the_environment_and_the_cli_refuses(tmp_path, mo
     assert result.exit_code == 2 and "real keys are required" in result.output
     monkeypatch.setenv("SEMBAKO_BANK_ZPK_HEX", REAL["zpk_hex"])
     monkeypatch.setenv("SEMBAKO_BANK_PVK_HEX", REAL["pvk_hex"])
+    result = CliRunner().invoke(bank_app, ["ledger-check", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "SEMBAKO_BANK_PAN_HASH_KEY_HEX" in result.output  # card number keys too
+    monkeypatch.setenv("SEMBAKO_BANK_PAN_HASH_KEY_HEX", REAL["pan_hash_key_hex"])
+    monkeypatch.setenv("SEMBAKO_BANK_PAN_KEY_HEX", REAL["pan_key_hex"])
     assert CliRunner().invoke(bank_app, ["ledger-check", "--data-dir", str(tmp_path)]).exit_code == 0

@@ -70,7 +70,7 @@ def live_november(runtime: BankRuntime, clock: FixedClock) -> None:
             MerchantCreate(id="EWNTT1", name="e-Warong Kupang", province=NTT, regency="Kabupaten Kupang",
                            district="Kupang Timur", village="Desa Satu"),
         ], now)
-        siti, asep, maria, _ = registry.print_cards(conn, runtime.bank, [r.kpm_id for r in opened], now, "test")
+        siti, asep, maria, _ = registry.print_cards(conn, runtime.bank, runtime.hsm, [r.kpm_id for r in opened], now, "test")
         registry.append_card_events(conn, [siti[0], asep[0], maria[0]], DISTRIBUTED, now, "pendamping")
         registry.append_card_events(conn, [siti[0], maria[0]], ACTIVATED, now, "pendamping")
         registry.set_pins(conn, [(cid, runtime.hsm.pvv_for(pan, PIN)) for cid, pan in (siti, maria)], now, "test")

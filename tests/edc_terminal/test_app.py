@@ -4,6 +4,7 @@ after each flow, and the bank's ledger stays balanced."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -261,23 +262,27 @@ async def test_bad_amount_and_short_pin_are_refused_with_a_message(running) -> N
     assert len(app.terminal.inspector.exchanges) == sent
 
 
-async def test_keys_mashed_while_a_message_is_in_flight_send_nothing(network: Network, tmp_path: Path) -> None:
+async def test_keys_mashed_while_a_message_is_in_flight_send_nothing(network: Network) -> None:
+    """The line goes silent after the card is read (a switch that accepts and never answers): the
+    Cek stays in flight for its whole timeout, whatever the cashier presses meanwhile."""
     person = SPENDABLE[7]
     app = make_app(network, timeout_ms=3_000)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot, app.terminal)
-        await insert_by_typing(pilot, app, person.pan)
-        network.banks["bni"].freeze()
-        try:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # the kernel accepts; nobody answers
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot, app.terminal)
+            await insert_by_typing(pilot, app, person.pan)
+            await app.terminal.link.close()
+            app.terminal.link.port = silent.getsockname()[1]
+            sent = len(app.terminal.inspector.exchanges)
             await pilot.press("f1", *person.pin, "enter")
             await pilot.pause(0.05)
             assert app.terminal.busy
-            await pilot.press("1", "enter", "f2", "f5", "escape", "enter")
+            await pilot.press("1", "enter", "f2", "f5", "escape", "enter", "m", "3")
             assert app.terminal.display().message == "Mohon tunggu, transaksi sedang diproses"
-        finally:
-            network.banks["bni"].thaw()
-        await settle(pilot, app.terminal)
-        assert [e.request_mti for e in app.terminal.inspector.exchanges][-1] == "0100"
+            await settle(pilot, app.terminal)
+            exchanges = app.terminal.inspector.exchanges[sent:]
+            assert [(e.request_mti, e.answer) for e in exchanges] == [("0100", None)]  # one Cek, unanswered
+            assert app.terminal.outcome.rc == "91"
 
 
 async def test_switch_down_at_start_says_so_and_recovers_when_it_is_back(network: Network, tmp_path: Path, closed_port: int) -> None:

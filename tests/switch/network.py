@@ -206,7 +206,7 @@ class Network:
         runtime = self.bank_runtime(code)
         try:
             with runtime.db.read() as conn:
-                state = bank_store.card_state(conn, pan)
+                state = bank_store.card_state(conn, runtime.hsm.pan_ref(pan))
             assert state is not None, f"no card {pan[:6]}... at {code}"
             return state.balance_idr
         finally:

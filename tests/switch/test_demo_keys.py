@@ -1,7 +1,7 @@
 """A switch on the public demo keys says so (one warning line at start, `demo_keys` in /health),
 and with SEMBAKO_SWITCH_REQUIRE_REAL_KEYS it refuses to start until every key is real: LMK,
 the banks' zone PIN keys, the terminals' master keys (also those registered earlier) and the
-PAN hash key."""
+PAN hash key and the PAN encryption key."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from switch.runtime import RealKeysRequired, SwitchRuntime
 from switch.settings import SwitchSettings, network_terminal_ids
 from tests.switch.network import free_port
 
-ALL_DEMO = ["LMK", "ZPK bni", "ZPK bri", "ZPK mandiri", "ZPK btn", "TMK of 192 terminals", "PAN hash key"]
+ALL_DEMO = ["LMK", "ZPK bni", "ZPK bri", "ZPK mandiri", "ZPK btn", "TMK of 192 terminals", "PAN hash key", "PAN encryption key"]
 
 
 def real_keys() -> dict:
@@ -27,6 +27,7 @@ def real_keys() -> dict:
         "zpk_hex": {code: new_key().hex() for code in BANKS},
         "tmk_hex": {tid: new_key().hex() for tid in network_terminal_ids()},
         "pan_hash_key_hex": "7E" * 32,
+        "pan_key_hex": "5A" * 32,
     }
 
 
@@ -48,6 +49,10 @@ def test_key_settings_are_checked(tmp_path: Path) -> None:
         settings(tmp_path, tmk_hex={"XYZ00001": new_key().hex()})
     with pytest.raises(ValueError, match="at least 16 bytes"):
         settings(tmp_path, pan_hash_key_hex="ABCD")
+    for bad in ("ABCD", "5A" * 20, "ZZ" * 16):
+        with pytest.raises(ValueError, match="AES key of 16, 24 or 32 bytes"):
+            settings(tmp_path, pan_key_hex=bad)
+    assert settings(tmp_path, pan_key_hex="5A" * 16).demo_keys()[-1] == "PAN hash key"
 
 
 def test_required_real_keys_refuse_the_demo_ones_before_anything_opens(tmp_path: Path) -> None:

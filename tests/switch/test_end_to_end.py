@@ -11,12 +11,14 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 
 from shared import iso8583, protocol, rc
 from shared.banks import get_bank
+from shared.cards import mask_pan
 
 from bank_penyalur.demo import fixture, generator
+from switch.tables import SafEntryRow
 from tests.conftest import pg_skip_reason, postgres_url
 from tests.switch.network import Network, raw_terminal
 
@@ -214,6 +216,11 @@ def test_bank_silent_gives_91_and_the_stored_reversal_gives_the_money_back(netwo
     bank.freeze()
     try:
         answer = edc.purchase(person.pan, person.pin, 25_000)
+        # Stored before the terminal heard 91: the card number rests sealed, and opens for the retry.
+        [stored] = [e for e in network.switch.journal.pending_saf() if e.body["pan"] == person.pan]
+        with network.switch.db.read() as conn:
+            row = conn.execute(select(SafEntryRow.__table__).where(SafEntryRow.id == stored.id)).one()
+        assert person.pan not in str(tuple(row)) and row.body["pan"] == mask_pan(person.pan)
     finally:
         bank.thaw()
     assert answer["39"] == rc.ISSUER_UNAVAILABLE

@@ -44,28 +44,29 @@ class CardPublic(BaseModel):
     balance_idr: int | None = None
 
 
-def load_card(conn: Connection, pan: str) -> CardRecord:
-    card = registry.card_record(conn, pan)
+def load_card(conn: Connection, runtime: Runtime, pan: str) -> CardRecord:
+    """The card with this number (found by its keyed hash); 404 when there is none."""
+    card = registry.card_record(conn, runtime.hsm, pan)
     if card is None:
         raise HTTPException(404, f"no card {mask_pan(pan)} at this bank")
     return card
 
 
 def card_public(conn: Connection, runtime: Runtime, pan: str) -> CardPublic:
-    card = load_card(conn, pan)
-    state = store.card_state(conn, pan)
+    card = load_card(conn, runtime, pan)
+    state = store.card_state(conn, card.card_id)
     assert state is not None
     name = conn.execute(select(Kpm.name).where(Kpm.id == card.kpm_id)).scalar_one()
-    replaced_pan = None
+    replaced_masked = None
     if card.replaces_card_id is not None:
-        replaced_pan = conn.execute(select(Card.pan).where(Card.id == card.replaces_card_id)).scalar_one()
+        replaced_masked = conn.execute(select(Card.pan_masked).where(Card.id == card.replaces_card_id)).scalar_one()
     tries_max = runtime.settings.pin_tries_max
     return CardPublic(
-        pan_masked=mask_pan(pan),
+        pan_masked=card.pan_masked,
         status=card.status,
         kpm_id=card.kpm_id,
         kpm_name=name,
-        replaces_pan_masked=mask_pan(replaced_pan) if replaced_pan else None,
+        replaces_pan_masked=replaced_masked,
         pin_tries_left=max(tries_max - state.pin_fails, 0) if state.pvv else None,
         balance_idr=state.balance_idr if state.emoney_account_id is not None else None,
     )
@@ -86,7 +87,7 @@ def print_card(body: CardCreate, runtime: Runtime, conn: WriteConn) -> CardIssue
     kpm_id = conn.execute(select(Kpm.id).where(Kpm.nik == body.nik)).scalar_one_or_none()
     if kpm_id is None:
         raise HTTPException(404, f"no KPM with NIK {body.nik}")
-    [(_, pan)] = registry.print_cards(conn, runtime.bank, [kpm_id], runtime.clock.now(), actor="operator")
+    [(_, pan)] = registry.print_cards(conn, runtime.bank, runtime.hsm, [kpm_id], runtime.clock.now(), actor="operator")
     return issued(conn, runtime, pan)
 
 
@@ -97,7 +98,7 @@ def get_card(pan: str, runtime: Runtime, conn: ReadConn) -> CardPublic:
 
 def _act(action: str):  # noqa: ANN202
     def endpoint(pan: str, body: CardAction, runtime: Runtime, conn: WriteConn) -> CardPublic:
-        card = load_card(conn, pan)
+        card = load_card(conn, runtime, pan)
         registry.transition(conn, card, action, runtime.clock.now(), body.actor, body.reason)
         return card_public(conn, runtime, pan)
 
@@ -112,7 +113,7 @@ for _action in ("distribute", "block", "unblock", "report_lost", "report_damaged
 @router.post("/{pan}/activate")
 def activate(pan: str, body: Activation, runtime: Runtime, conn: WriteConn) -> CardPublic:
     """Activate a distributed card with the PIN the KPM chose on the bank's PIN pad."""
-    card = load_card(conn, pan)
+    card = load_card(conn, runtime, pan)
     pvv = runtime.hsm.pvv_from_block(pan, body.pin_block)
     if pvv is None:
         raise unprocessable(PIN_BLOCK_REFUSED, ("body", "pin_block"))
@@ -125,6 +126,6 @@ def activate(pan: str, body: Activation, runtime: Runtime, conn: WriteConn) -> C
 @router.post("/{pan}/replace", status_code=201)
 def replace(pan: str, body: CardAction, runtime: Runtime, conn: WriteConn) -> CardIssued:
     """Print a replacement for a lost, damaged or blocked card: same KPM, same balance."""
-    card = load_card(conn, pan)
-    _, new_pan = registry.replace_card(conn, runtime.bank, card, runtime.clock.now(), body.actor, body.reason)
+    card = load_card(conn, runtime, pan)
+    _, new_pan = registry.replace_card(conn, runtime.bank, runtime.hsm, card, runtime.clock.now(), body.actor, body.reason)
     return issued(conn, runtime, new_pan)

@@ -74,7 +74,7 @@ def open_accounts(body: OpeningCreate, runtime: Runtime, conn: WriteConn) -> lis
     opened = [r.kpm_id for r in results if r.kpm_id is not None]
     pans: dict[int, str] = {}
     if body.print_cards:
-        printed = registry.print_cards(conn, runtime.bank, opened, now, actor="burekol")
+        printed = registry.print_cards(conn, runtime.bank, runtime.hsm, opened, now, actor="burekol")
         pans = {kpm_id: pan for kpm_id, (_, pan) in zip(opened, printed, strict=True)}
     return [
         OpeningResultPublic(
@@ -91,9 +91,9 @@ def get_kpm(nik: str, conn: ReadConn) -> KpmPublic:
     if row is None:
         raise HTTPException(404, f"no KPM with NIK {nik}")
     accounts = conn.execute(select(Account.kind, Account.account_no, Account.id).where(Account.kpm_id == row.id)).all()
-    cards = conn.execute(select(Card.pan, latest_card_status(), Card.issued_at).where(Card.kpm_id == row.id).order_by(Card.id)).all()
+    cards = conn.execute(select(Card.pan_masked, latest_card_status(), Card.issued_at).where(Card.kpm_id == row.id).order_by(Card.id)).all()
     return KpmPublic(
         **{c: getattr(row, c) for c in KpmPublic.model_fields if c not in ("sub_accounts", "cards")},
         sub_accounts=[SubAccountPublic(kind=k, account_no=no, balance_idr=balance_of(conn, aid)) for k, no, aid in accounts],
-        cards=[CardBrief(pan_masked=mask_pan(pan), status=s, issued_at=at) for pan, s, at in cards],
+        cards=[CardBrief(pan_masked=masked, status=s, issued_at=at) for masked, s, at in cards],
     )

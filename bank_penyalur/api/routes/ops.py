@@ -6,7 +6,6 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlalchemy import insert, select
 
-from shared.cards import mask_pan
 from shared.http import error_responses, unprocessable
 
 from bank_penyalur import store
@@ -43,7 +42,7 @@ class AuditPublic(BaseModel):
 @router.post("/cards/{pan}/pin-reset", responses=error_responses(400, 404, 413))
 def pin_reset(pan: str, body: PinReset, runtime: Runtime, conn: WriteConn) -> CardPublic:
     """Unblock a PIN blocked after wrong tries (and optionally set a new PIN); audited."""
-    card = load_card(conn, pan)
+    card = load_card(conn, runtime, pan)
     now = runtime.clock.now()
     action = "pin_unblock"
     if body.new_pin_block is not None:
@@ -54,7 +53,7 @@ def pin_reset(pan: str, body: PinReset, runtime: Runtime, conn: WriteConn) -> Ca
         action = "pin_reset"
     else:
         store.append_pin_event(conn, card.card_id, PIN_RESET, now, body.actor)
-    conn.execute(insert(OpsAudit).values(actor=body.actor, action=action, target=mask_pan(pan), reason=body.reason, at=now))
+    conn.execute(insert(OpsAudit).values(actor=body.actor, action=action, target=card.pan_masked, reason=body.reason, at=now))
     return card_public(conn, runtime, pan)
 
 

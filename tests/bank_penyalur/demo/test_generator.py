@@ -69,10 +69,10 @@ def test_the_bank_holds_the_fixture_cards_with_their_pins(seeded) -> None:  # no
     expected_status = {"lost": "lost", "blocked": "blocked", "replaced_old": "replaced"}
     with seeded.db.read() as conn:
         for card in fixture.demo_cards(seeded.bank):
-            record = registry.card_record(conn, card.pan)
+            record = registry.card_record(conn, seeded.hsm, card.pan)
             assert record is not None, card.label
             assert record.status == expected_status.get(card.label, "activated"), card.label
-            state = store.card_state(conn, card.pan)
+            state = store.card_state(conn, seeded.hsm.pan_ref(card.pan))
             assert seeded.hsm.verify(card.pan, seeded.hsm.encipher_pin(card.pan, card.pin), state.pvv)
 
 
@@ -80,7 +80,7 @@ def test_generated_cards_carry_their_published_pins(seeded) -> None:  # noqa: AN
     with seeded.db.read() as conn:
         for index in range(25):
             person = generator.generated_kpm(seeded.bank, index)
-            state = store.card_state(conn, person.pan)
+            state = store.card_state(conn, seeded.hsm.pan_ref(person.pan))
             assert state is not None
             if person.activated:
                 assert seeded.hsm.verify(person.pan, seeded.hsm.encipher_pin(person.pan, person.pin), state.pvv)
@@ -98,4 +98,4 @@ def test_seeding_again_adds_only_what_is_missing(seeded) -> None:  # noqa: ANN00
         assert conn.execute(select(func.count()).select_from(Card)).scalar_one() == 30 + fixture.NAMED_CARDS
     person = generator.generated_kpm(seeded.bank, 29)
     with seeded.db.read() as conn:
-        assert store.card_state(conn, person.pan) is not None
+        assert store.card_state(conn, seeded.hsm.pan_ref(person.pan)) is not None
