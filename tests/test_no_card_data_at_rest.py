@@ -12,7 +12,6 @@ import asyncio
 import logging
 import re
 import sqlite3
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from shared.banks import get_bank
 from shared.keys import demo_key_hex, demo_terminal_master_key_hex
 
 from bank_penyalur.demo import fixture, generator
+from tests.bounded import wait_until
 from tests.switch.network import Network, raw_terminal
 
 BNI = get_bank("bni")
@@ -46,14 +46,6 @@ class Run:
     data_dir: Path
     secrets: Secrets
 
-
-def wait_until(predicate, timeout_s: float = 20.0) -> bool:  # noqa: ANN001
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
 
 
 def edc_exchanges(network: Network, command: str, **inputs) -> tuple[dict, list]:  # noqa: ANN003

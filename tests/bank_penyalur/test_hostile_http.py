@@ -8,8 +8,6 @@ stored: the row count of every table of the bank and the ledger are the same aft
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 import pytest
@@ -18,29 +16,18 @@ from sqlalchemy import func, select
 
 from bank_penyalur.api.app import create_app
 from bank_penyalur.tables import Base
+from tests.bounded import bounded
 from tests.bank_penyalur.test_api import purchase_body, snapshot
 
 JSON = {"content-type": "application/json"}
 AUTH = "/v1/authorisations"
 ENDPOINTS = ("purchase", "balance-inquiry", "reversal", "advice")
-REQUEST_BOUND_S = 20  # a request not answered within this is a hang
 
 
 @pytest.fixture
 def client(bank) -> TestClient:
     return TestClient(create_app(bank.runtime), raise_server_exceptions=False)
 
-
-def bounded(call: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run one request under REQUEST_BOUND_S; a request that takes longer fails the test."""
-    pool = ThreadPoolExecutor(1)
-    future = pool.submit(call, *args, **kwargs)
-    try:
-        return future.result(timeout=REQUEST_BOUND_S)
-    except FutureTimeout:
-        pytest.fail(f"no answer within {REQUEST_BOUND_S} s: the server hangs on this input")
-    finally:
-        pool.shutdown(wait=False)
 
 
 def post(client: TestClient, path: str, content: str | bytes) -> Any:

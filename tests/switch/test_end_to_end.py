@@ -6,7 +6,6 @@ the switch on ephemeral ports. Every test leaves the bank's ledger balanced.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -19,6 +18,7 @@ from shared.cards import mask_pan
 
 from bank_penyalur.demo import fixture, generator
 from switch.tables import SafEntryRow
+from tests.bounded import wait_until
 from tests.conftest import pg_skip_reason, postgres_url
 from tests.switch.network import Network, raw_terminal
 
@@ -56,14 +56,6 @@ def ledger_balanced(network: Network) -> Iterator[None]:
 def balance_of(network: Network, pan: str) -> int:
     return network.balance_of(pan)
 
-
-def wait_until(predicate, timeout_s: float = 15.0) -> bool:  # noqa: ANN001
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
 
 
 @pytest.fixture

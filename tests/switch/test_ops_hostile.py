@@ -6,32 +6,19 @@ request runs under a time bound), never the input echoed; the journal is the sam
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from switch.journal import Journal
 from switch.tables import Base
+from tests.bounded import bounded
 from tests.switch.test_ops_api import PAN_RUN, SITI, client, journal  # noqa: F401 - fixtures
 
-REQUEST_BOUND_S = 20
 JSON = {"content-type": "application/json"}
 PATHS = ("/v1/transactions", "/v1/saf", "/v1/stats/banks", "/v1/settlement", "/v1/transactions/000000000001", "/health")
 
-
-def bounded(call: Any, *args: Any, **kwargs: Any) -> Any:
-    pool = ThreadPoolExecutor(1)
-    future = pool.submit(call, *args, **kwargs)
-    try:
-        return future.result(timeout=REQUEST_BOUND_S)
-    except FutureTimeout:
-        pytest.fail(f"no answer within {REQUEST_BOUND_S} s: the API hangs on this input")
-    finally:
-        pool.shutdown(wait=False)
 
 
 def row_counts(journal: Journal) -> dict[str, int]:  # noqa: F811
