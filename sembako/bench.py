@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
 
 from shared import iso8583, keys, pinblock, protocol
@@ -268,6 +269,17 @@ def _host_port(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def network_database(ops_url: str, timeout_s: float = 3.0) -> str:
+    """What the network under load runs on, as its switch reports it on /health ("sqlite",
+    "postgresql"), or "unknown" when the ops API does not say."""
+    try:
+        answer = httpx.get(f"{ops_url.rstrip('/')}/health", timeout=timeout_s).json()
+    except (httpx.HTTPError, ValueError):
+        return "unknown"
+    database = answer.get("database") if isinstance(answer, dict) else None
+    return database if isinstance(database, str) and database else "unknown"
+
+
 @bench_app.command("purchase")
 def purchase(
     seconds: SecondsOpt = 20.0,
@@ -276,7 +288,7 @@ def purchase(
     kpm: Annotated[int, typer.Option(help="Generated demo cards per bank to spread over")] = 1_000,
     rate: Annotated[float | None, typer.Option(help="Offered purchases per second (default: closed loop)")] = None,
     switch: SwitchOpt = "127.0.0.1:8583",
-    database_url: Annotated[str | None, typer.Option("--database-url", envvar="DATABASE_URL", help="Shown in the output only")] = None,
+    ops: Annotated[str, typer.Option("--ops", help="The network's switch ops API, asked what database it runs on")] = "http://127.0.0.1:8000",
     data_dir: DataDirOpt = Path("data"),
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -286,7 +298,7 @@ def purchase(
         result = asyncio.run(run_purchases(host, port, seconds, concurrency, connections, kpm, rate, _book(data_dir)))
     except (OSError, RuntimeError) as exc:
         raise typer.BadParameter(f"cannot drive the switch at {switch}: {exc}") from None
-    result |= {"bench": "purchase", "database": "postgresql" if database_url else "sqlite"}
+    result |= {"bench": "purchase", "database": network_database(ops)}
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
 
 

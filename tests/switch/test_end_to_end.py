@@ -296,6 +296,14 @@ def test_ops_api_traces_a_purchase_by_rrn_with_the_pan_masked(network, edc) -> N
 # -- load (kept last: it spends from the generated cards the tests above use) ------------------
 
 
+def test_bench_reports_the_database_the_network_runs_on(network) -> None:  # noqa: ANN001
+    from sembako.bench import network_database
+
+    expected = "postgresql" if network.storage.get("database_url") else "sqlite"
+    assert network_database(network.ops_url) == expected
+    assert network_database("http://127.0.0.1:9") == "unknown"  # nothing listens there
+
+
 def test_bench_drives_purchases_and_echoes_through_the_switch(network) -> None:  # noqa: ANN001
     import asyncio
 
