@@ -17,13 +17,14 @@ from textual.containers import Horizontal
 from textual.widgets import Footer, Header
 
 from bank_penyalur.demo.fixture import all_demo_cards
-from shared.clock import Clock
-
 from edc_terminal.core import CoreConfig
 from edc_terminal.headless import open_core
 from edc_terminal.inspector import Inspector
+from edc_terminal.linking import PROXY_HOST, start_proxy
 from edc_terminal.terminal import EdcTerminal, Link
 from edc_terminal.widgets import EdcPanel, InspectorPanel
+from linksim import LinkProfile, LinkProxy
+from shared.clock import Clock
 
 CSS_DIR = Path(__file__).parent
 
@@ -36,6 +37,17 @@ class EdcOptions:
     data_dir: Path = Path("data")
     timeout_ms: int = 30_000
     connect_timeout_ms: int = 3_000
+    link: LinkProfile | None = None  # through the link simulator with this profile, else direct
+    link_seed: int = 0
+
+
+async def attach_link(terminal: EdcTerminal, options: EdcOptions) -> LinkProxy | None:
+    """Put the link simulator between the terminal and the switch when a profile is chosen."""
+    if options.link is None:
+        return None
+    proxy = await start_proxy(options.link, options.link_seed, options.switch_host, options.switch_port)
+    await terminal.link.through(proxy, PROXY_HOST, proxy.port)
+    return proxy
 
 
 def build_terminal(options: EdcOptions, clock: Clock, monotonic: Callable[[], float] = time.monotonic) -> EdcTerminal:
@@ -58,10 +70,12 @@ class EdcApp(App):
         Binding("ctrl+q", "quit", "Keluar"),
     ]
 
-    def __init__(self, terminal: EdcTerminal, *, power_on: bool = True) -> None:
+    def __init__(self, terminal: EdcTerminal, *, power_on: bool = True, options: EdcOptions | None = None) -> None:
         super().__init__()
         self.terminal = terminal
         self._power_on = power_on
+        self._options = options or EdcOptions()
+        self._proxy: LinkProxy | None = None
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
@@ -71,16 +85,19 @@ class EdcApp(App):
             yield InspectorPanel(self.terminal.inspector, id="inspector")
         yield Footer()
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         core = self.terminal.core
         self.sub_title = f"{core.terminal.tid} - e-Warong {core.terminal.mid}"
         self.query_one("#inspector").display = False
+        self._proxy = await attach_link(self.terminal, self._options)
         if self._power_on:
             self.terminal.power_on()
             self.query_one(EdcPanel).run_network_job()
 
     async def on_unmount(self) -> None:
         await self.terminal.close()
+        if self._proxy is not None:
+            await self._proxy.stop()
 
     def action_toggle_inspector(self) -> None:
         inspector = self.query_one("#inspector")

@@ -19,6 +19,7 @@ import typer
 from edc_terminal.client import SwitchUnavailable
 from edc_terminal.core import parse_amount
 from edc_terminal.headless import DEFAULT_TIMEOUT_MS, InputError, run
+from edc_terminal.linking import link_profile
 
 EXIT_DECLINED = 1
 EXIT_INPUT = 2
@@ -38,6 +39,8 @@ SwitchOpt = Annotated[str, typer.Option("--switch", help="Alamat switch HOST:POR
 DataDirOpt = Annotated[Path, typer.Option("--data-dir", envvar="SEMBAKO_DATA_DIR", help="Direktori data (status EDC di edc/)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Cetak satu objek JSON")]
 TimeoutOpt = Annotated[int, typer.Option("--timeout-ms", min=1, help="Batas waktu menunggu jawaban switch")]
+LinkOpt = Annotated[str | None, typer.Option("--link", help="Lewat simulator link: online, vsat atau offline (bawaan: langsung)")]
+LinkSeedOpt = Annotated[int, typer.Option("--link-seed", help="Seed simulator link (perilaku yang sama dapat diulang)")]
 TraceOpt = Annotated[
     bool, typer.Option("--trace", help="Cetak setiap pesan ISO 8583 ke stderr (PIN block, MAC dan PAN disamarkan)")
 ]
@@ -88,6 +91,8 @@ class CliOptions:
     as_json: bool
     timeout_ms: int
     trace: bool = False
+    link: str | None = None
+    link_seed: int = 0
 
 
 def execute(command: str, options: CliOptions) -> None:
@@ -108,10 +113,14 @@ def execute(command: str, options: CliOptions) -> None:
 async def _run(command: str, options: CliOptions) -> dict[str, Any]:
     host, port = parse_switch(options.switch)
     amount_idr = parse_cli_amount(options.amount)
+    try:
+        link = link_profile(options.link)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
     return await run(
         command, options.terminal, host, port, options.data_dir,
         pan=options.card, pin=options.pin, amount_idr=amount_idr, timeout_ms=options.timeout_ms,
-        trace=sys.stderr if options.trace else None,
+        trace=sys.stderr if options.trace else None, link=link, link_seed=options.link_seed,
     )  # fmt: skip
 
 
@@ -135,8 +144,11 @@ def _register(name: str) -> None:
         as_json: JsonOpt = False,
         timeout_ms: TimeoutOpt = DEFAULT_TIMEOUT_MS,
         trace: TraceOpt = False,
+        link: LinkOpt = None,
+        link_seed: LinkSeedOpt = 0,
     ) -> None:
-        execute(name, CliOptions(card, pin, amount, terminal, switch, data_dir, as_json, timeout_ms, trace))
+        options = CliOptions(card, pin, amount, terminal, switch, data_dir, as_json, timeout_ms, trace, link, link_seed)
+        execute(name, options)
 
     command.__doc__ = COMMAND_HELP[name]
     edc_app.command(name)(command)

@@ -11,13 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from shared.clock import Clock, SystemClock
-
 from edc_terminal.client import ClientConfig, SwitchClient, SwitchUnavailable
 from edc_terminal.core import (
+    NO_ANSWER_RC,
     Command,
     CoreConfig,
-    NO_ANSWER_RC,
     EdcCore,
     Finished,
     Outcome,
@@ -27,8 +25,17 @@ from edc_terminal.core import (
     pan_error,
     pin_error,
 )
-from edc_terminal.inspector import STATUS_ANSWERED, STATUS_LOST, STATUS_TIMEOUT, Inspector, trace_writer
+from edc_terminal.inspector import (
+    STATUS_ANSWERED,
+    STATUS_LOST,
+    STATUS_TIMEOUT,
+    Inspector,
+    trace_writer,
+)
+from edc_terminal.linking import PROXY_HOST, start_proxy
 from edc_terminal.store import StoreError, TerminalStore
+from linksim import LinkProfile
+from shared.clock import Clock, SystemClock
 
 COMMANDS = ("signon", "echo", "cek", "bayar", "reversal")
 DEFAULT_TIMEOUT_MS = 30_000
@@ -215,6 +222,8 @@ async def run(
     reversal_repeats: int = 2,
     trace: TextIO | None = None,
     inspector: Inspector | None = None,
+    link: LinkProfile | None = None,
+    link_seed: int = 0,
 ) -> dict[str, Any]:
     """Run one command (signon, echo, cek, bayar, reversal) on terminal `tid`.
 
@@ -232,11 +241,16 @@ async def run(
     if trace is not None and inspector is None:
         inspector = Inspector(clock)
     unsubscribe = inspector.subscribe(trace_writer(trace)) if inspector is not None and trace is not None else None
-    client = SwitchClient(switch_host, switch_port, ClientConfig(connect_timeout_ms=connect_timeout_ms))
+    proxy = await start_proxy(link, link_seed, switch_host, switch_port) if link is not None else None
+    host, port = (PROXY_HOST, proxy.port) if proxy is not None else (switch_host, switch_port)
+    client = SwitchClient(host, port, ClientConfig(connect_timeout_ms=connect_timeout_ms))
     try:
         async with client:
             outcome = await session(core, client, request, inspector)
     finally:
         if unsubscribe:
             unsubscribe()
-    return result_dict(command, core, outcome)
+        if proxy is not None:
+            await proxy.stop()
+    result = result_dict(command, core, outcome)
+    return result | {"link": proxy.state} if proxy is not None else result

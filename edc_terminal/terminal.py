@@ -16,13 +16,7 @@ import textwrap
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-from shared.cards import mask_pan
-from shared.clock import Clock
-from shared.iso8583 import ECHO, KEY_EXCHANGE, SIGN_ON
-from shared.money import AMOUNT_IDR_MAX, format_idr, from_iso_minor
-from shared.pinblock import PIN_LENGTH
+from typing import TYPE_CHECKING, Protocol
 
 from edc_terminal.client import ClientConfig, Received, SwitchClient, SwitchUnavailable
 from edc_terminal.core import (
@@ -36,6 +30,11 @@ from edc_terminal.core import (
     State,
 )
 from edc_terminal.headless import perform
+from shared.cards import mask_pan
+from shared.clock import Clock
+from shared.iso8583 import ECHO, KEY_EXCHANGE, SIGN_ON
+from shared.money import AMOUNT_IDR_MAX, format_idr, from_iso_minor
+from shared.pinblock import PIN_LENGTH
 
 if TYPE_CHECKING:
     from edc_terminal.inspector import Inspector
@@ -141,6 +140,13 @@ class Status:
         )
 
 
+class Simulated(Protocol):
+    """What the status line shows of a link simulator (linksim.LinkProxy)."""
+
+    @property
+    def state(self) -> str: ...
+
+
 class Link:
     """The terminal's line to the switch: one connection, opened on demand and again after a drop.
 
@@ -152,6 +158,7 @@ class Link:
         self.connect_timeout_ms = connect_timeout_ms
         self._client: SwitchClient | None = None
         self.last_error: str | None = None
+        self.simulator: Simulated | None = None  # the link simulator in between, if any
 
     @property
     def address(self) -> str:
@@ -160,8 +167,15 @@ class Link:
     @property
     def state(self) -> str:
         if self._client is not None and self._client.connected:
-            return "ONLINE"
-        return "TERPUTUS" if self.last_error else "SIAP"
+            state = "ONLINE"
+        else:
+            state = "TERPUTUS" if self.last_error else "SIAP"
+        return f"{self.simulator.state}: {state}" if self.simulator is not None else state
+
+    async def through(self, simulator: Simulated, host: str, port: int) -> None:
+        """From now on reach the switch through `simulator`, listening at host:port."""
+        await self.close()
+        self.simulator, self.host, self.port = simulator, host, port
 
     async def request(self, data: bytes, mti: str, stan: str, timeout_ms: int) -> Received:
         client = await self._connected()

@@ -22,18 +22,19 @@ from textual.widget import Widget
 from textual.widgets import Button, DataTable, Footer, Header, Input, Static
 
 from bank_penyalur.demo.fixture import all_demo_cards
-from edc_terminal.app import EdcOptions, build_terminal
+from edc_terminal.app import EdcOptions, attach_link, build_terminal
 from edc_terminal.headless import InputError
+from edc_terminal.linking import link_profile
 from edc_terminal.terminal import EdcTerminal
 from edc_terminal.widgets import EdcPanel, InspectorPanel
-from shared.clock import Clock, SystemClock
-from shared.money import format_idr
-
 from ewarong_pos.cashier import STEP_LABELS, Counter, Step
 from ewarong_pos.catalogue import Product, forbidden_reason
 from ewarong_pos.report import price_board, report_csv, report_table
 from ewarong_pos.settings import ShopOptions
 from ewarong_pos.store import ShopStore
+from linksim import LinkProxy
+from shared.clock import Clock, SystemClock
+from shared.money import format_idr
 
 CSS_DIR = Path(__file__).parent
 GROUP_SHORT = {
@@ -263,12 +264,14 @@ class CashierApp(App):
         Binding("ctrl+q", "quit", "Keluar"),
     ]
 
-    def __init__(self, counter: Counter, data_dir: Path, *, power_on: bool = True) -> None:
+    def __init__(self, counter: Counter, data_dir: Path, *, power_on: bool = True, edc_options: EdcOptions | None = None) -> None:
         super().__init__()
         self.counter = counter
         self.terminal: EdcTerminal = counter.terminal
         self.data_dir = data_dir
         self._power_on = power_on
+        self._edc_options = edc_options or EdcOptions()
+        self._proxy: LinkProxy | None = None
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
@@ -279,9 +282,10 @@ class CashierApp(App):
         yield InspectorPanel(self.terminal.inspector, id="inspector")
         yield Footer()
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         core = self.terminal.core
         self.sub_title = f"{self.counter.store.shop_name(self.counter.ewarong_id)} - EDC {core.terminal.tid}"
+        self._proxy = await attach_link(self.terminal, self._edc_options)
         self.query_one("#inspector").display = False
         recovered = self.counter.recover()
         if recovered:
@@ -292,6 +296,8 @@ class CashierApp(App):
 
     async def on_unmount(self) -> None:
         await self.terminal.close()
+        if self._proxy is not None:
+            await self._proxy.stop()
 
     # -- actions ---------------------------------------------------------------------------------
 
@@ -328,10 +334,17 @@ class CashierApp(App):
         self.push_screen(TextScreen("Papan harga", board))
 
 
+def edc_options_for(options: ShopOptions) -> EdcOptions:
+    """The counter's EDC: its terminal, the switch, and the link simulator's profile if any."""
+    return EdcOptions(
+        options.terminal_id, options.switch_host, options.switch_port, options.data_dir,
+        link=link_profile(options.link), link_seed=options.link_seed,
+    )  # fmt: skip
+
+
 def build_counter(options: ShopOptions, clock: Clock, monotonic: Callable[[], float] = time.monotonic) -> Counter:
     """The shop's store (migrated, demo stock on first use) and its EDC, joined at the counter."""
-    edc_options = EdcOptions(options.terminal_id, options.switch_host, options.switch_port, options.data_dir)
-    terminal = build_terminal(edc_options, clock, monotonic)
+    terminal = build_terminal(edc_options_for(options), clock, monotonic)
     store = ShopStore.open(options.settings(), clock)
     store.ensure_demo(options.ewarong_id)
     return Counter(store, options.ewarong_id, terminal, clock)
@@ -344,6 +357,6 @@ def run_app(options: ShopOptions) -> None:
     except InputError as exc:
         raise SystemExit(f"Gagal: {exc}") from None
     try:
-        CashierApp(counter, options.data_dir).run()
+        CashierApp(counter, options.data_dir, edc_options=edc_options_for(options)).run()
     finally:
         counter.store.close()

@@ -16,6 +16,8 @@ from typing import Annotated
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
+from edc_terminal.cli import LinkOpt, LinkSeedOpt
+from edc_terminal.linking import link_profile
 from ewarong_pos.demo import demo_ewarong, demo_terminal_for
 from ewarong_pos.report import price_board, report_csv, report_table
 from ewarong_pos.settings import DEFAULT_EWARONG, DEFAULT_SWITCH, ShopOptions
@@ -131,19 +133,29 @@ def ewarong_main(
     switch: SwitchOpt = DEFAULT_SWITCH,
     data_dir: DataDirOpt = Path("data"),
     database_url: DatabaseOpt = None,
+    link: LinkOpt = None,
+    link_seed: LinkSeedOpt = 0,
 ) -> None:
     """Kasir e-Warong (layar Textual) bila tanpa subperintah."""
     try:
         check_ewarong_id(ewarong)
         host, port = parse_switch(switch)
+        check_link(link)
         # The terminal matters to the cashier screen only; subcommands ignore it.
         terminal_id = terminal_for(ewarong, terminal) if ctx.invoked_subcommand is None else (terminal or "")
     except InputError as exc:
         _fail(str(exc))
-    options = ShopOptions(ewarong, terminal_id, host, port, data_dir, database_url)
+    options = ShopOptions(ewarong, terminal_id, host, port, data_dir, database_url, link, link_seed)
     ctx.obj = options
     if ctx.invoked_subcommand is None:
         _start_screen(options)
+
+
+def check_link(link: str | None) -> None:
+    try:
+        link_profile(link)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
 
 
 def _start_screen(options: ShopOptions) -> None:

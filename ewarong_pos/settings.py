@@ -40,6 +40,8 @@ class ShopOptions:
     switch_port: int
     data_dir: Path
     database_url: str | None
+    link: str | None = None  # the link simulator's profile between the EDC and the switch
+    link_seed: int = 0
 
     @property
     def switch(self) -> str:
