@@ -59,7 +59,34 @@ def build_terminal(options: EdcOptions, clock: Clock, monotonic: Callable[[], fl
     return EdcTerminal(core, link, clock, Inspector(clock, timer=monotonic), monotonic=monotonic)
 
 
-class EdcApp(App):
+class TerminalHost:
+    """What every app holding an EDC does with it: the link simulator in between when chosen,
+    power-on, the inspector (F8), and a clean close. Mix in before `App`; set `terminal`,
+    `edc_options` and `power_on_at_start` in `__init__`."""
+
+    terminal: EdcTerminal
+    edc_options: EdcOptions
+    power_on_at_start: bool
+    _proxy: LinkProxy | None = None
+
+    async def start_terminal(self) -> None:
+        self.query_one("#inspector").display = False  # type: ignore[attr-defined]
+        self._proxy = await attach_link(self.terminal, self.edc_options)
+        if self.power_on_at_start:
+            self.terminal.power_on()
+            self.query_one(EdcPanel).run_network_job()  # type: ignore[attr-defined]
+
+    async def on_unmount(self) -> None:
+        await self.terminal.close()
+        if self._proxy is not None:
+            await self._proxy.stop()
+
+    def action_toggle_inspector(self) -> None:
+        inspector = self.query_one("#inspector")  # type: ignore[attr-defined]
+        inspector.display = not inspector.display
+
+
+class EdcApp(TerminalHost, App):
     """One EDC terminal: display, keypad, card slot, printer, and the inspector (F8)."""
 
     CSS_PATH = CSS_DIR / "edc.tcss"
@@ -73,9 +100,8 @@ class EdcApp(App):
     def __init__(self, terminal: EdcTerminal, *, power_on: bool = True, options: EdcOptions | None = None) -> None:
         super().__init__()
         self.terminal = terminal
-        self._power_on = power_on
-        self._options = options or EdcOptions()
-        self._proxy: LinkProxy | None = None
+        self.power_on_at_start = power_on
+        self.edc_options = options or EdcOptions()
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
@@ -88,17 +114,4 @@ class EdcApp(App):
     async def on_mount(self) -> None:
         core = self.terminal.core
         self.sub_title = f"{core.terminal.tid} - e-Warong {core.terminal.mid}"
-        self.query_one("#inspector").display = False
-        self._proxy = await attach_link(self.terminal, self._options)
-        if self._power_on:
-            self.terminal.power_on()
-            self.query_one(EdcPanel).run_network_job()
-
-    async def on_unmount(self) -> None:
-        await self.terminal.close()
-        if self._proxy is not None:
-            await self._proxy.stop()
-
-    def action_toggle_inspector(self) -> None:
-        inspector = self.query_one("#inspector")
-        inspector.display = not inspector.display
+        await self.start_terminal()

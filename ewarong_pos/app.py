@@ -22,7 +22,7 @@ from textual.widget import Widget
 from textual.widgets import Button, DataTable, Footer, Header, Input, Static
 
 from bank_penyalur.demo.fixture import all_demo_cards
-from edc_terminal.app import EdcOptions, attach_link, build_terminal
+from edc_terminal.app import EdcOptions, TerminalHost, build_terminal
 from edc_terminal.headless import InputError
 from edc_terminal.linking import link_profile
 from edc_terminal.terminal import EdcTerminal
@@ -32,7 +32,6 @@ from ewarong_pos.catalogue import Product, forbidden_reason
 from ewarong_pos.report import price_board, report_csv, report_table
 from ewarong_pos.settings import ShopOptions
 from ewarong_pos.store import ShopStore
-from linksim import LinkProxy
 from shared.clock import Clock, SystemClock
 from shared.money import format_idr
 
@@ -249,7 +248,7 @@ class TextScreen(ModalScreen[None]):
         self.notify(f"Laporan disimpan: {path}")
 
 
-class CashierApp(App):
+class CashierApp(TerminalHost, App):
     """The e-Warong counter: shop and EDC side by side, the inspector on F8."""
 
     CSS_PATH = [CSS_DIR.parent / "edc_terminal" / "edc.tcss", CSS_DIR / "shop.tcss"]
@@ -269,9 +268,8 @@ class CashierApp(App):
         self.counter = counter
         self.terminal: EdcTerminal = counter.terminal
         self.data_dir = data_dir
-        self._power_on = power_on
-        self._edc_options = edc_options or EdcOptions()
-        self._proxy: LinkProxy | None = None
+        self.power_on_at_start = power_on
+        self.edc_options = edc_options or EdcOptions()
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
@@ -285,19 +283,10 @@ class CashierApp(App):
     async def on_mount(self) -> None:
         core = self.terminal.core
         self.sub_title = f"{self.counter.store.shop_name(self.counter.ewarong_id)} - EDC {core.terminal.tid}"
-        self._proxy = await attach_link(self.terminal, self._edc_options)
-        self.query_one("#inspector").display = False
         recovered = self.counter.recover()
         if recovered:
             self.notify(" ".join(recovered), title="Pemulihan", timeout=10)
-        if self._power_on:
-            self.terminal.power_on()
-            self.query_one(EdcPanel).run_network_job()
-
-    async def on_unmount(self) -> None:
-        await self.terminal.close()
-        if self._proxy is not None:
-            await self._proxy.stop()
+        await self.start_terminal()
 
     # -- actions ---------------------------------------------------------------------------------
 
@@ -312,10 +301,6 @@ class CashierApp(App):
 
     def action_next_customer(self) -> None:
         self.counter.new_customer()
-
-    def action_toggle_inspector(self) -> None:
-        inspector = self.query_one("#inspector")
-        inspector.display = not inspector.display
 
     def action_report(self) -> None:
         today = self.counter.clock.now().date()
