@@ -145,8 +145,15 @@ def decide_advice(
     merchant_account_id: int | None,
     card: CardState | None,
     policy: Policy,
+    disbursed_at: datetime | None = None,
 ) -> Decision:
-    """An offline purchase uploaded later: no PIN; may overdraw within the offline limit."""
+    """An offline purchase uploaded later: no PIN; may overdraw within the offline limit.
+
+    The funds of a period may be used offline within `advice_max_age_days` of their
+    disbursement: `disbursed_at` is the most recent disbursement credited to the card's e-money
+    sub-account before the sale (None when there was none: then only the offline limit bounds
+    it). A sale made later than that, or an advice arriving later than that after its sale, is
+    refused with 54 and reported as an offline exception."""
     if processing_code[:2] != PURCHASE_TYPE:
         return Decision(rc.NOT_PERMITTED)
     if not is_valid_amount(amount_idr):
@@ -155,15 +162,24 @@ def decide_advice(
         return Decision(rc.NOT_PERMITTED_TERMINAL)
     if transaction_at > now + timedelta(days=1):
         return Decision(rc.INVALID_TRANSACTION)  # dated in the future
-    if now - transaction_at > timedelta(days=policy.advice_max_age_days):
-        return Decision(rc.EXPIRED)
     refused = card_rc(card)
     if refused:
         return Decision(refused)
     assert card is not None
     if card.emoney_account_id is None:
         return Decision(rc.NO_EMONEY_ACCOUNT)
+    if advice_expired(transaction_at, now, disbursed_at, policy):
+        return Decision(rc.EXPIRED, balance_idr=card.balance_idr, exception=True)
     return _offline_debit(card, merchant_account_id, amount_idr, policy)
+
+
+def advice_expired(transaction_at: datetime, now: datetime, disbursed_at: datetime | None, policy: Policy) -> bool:
+    """The 90-day rule: the sale came more than `advice_max_age_days` after the disbursement
+    that funded it, or the advice more than that after the sale."""
+    max_age = timedelta(days=policy.advice_max_age_days)
+    if now - transaction_at > max_age:
+        return True
+    return disbursed_at is not None and transaction_at - disbursed_at > max_age
 
 
 def _offline_debit(card: CardState, merchant_account_id: int, amount_idr: int, policy: Policy) -> Decision:

@@ -20,7 +20,7 @@ from hashlib import sha256
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from shared import pinblock
+from shared import offline, pinblock
 
 # Sealed PAN: "v1:" + base64url(nonce (12) + ciphertext + tag (16)); at most 67 characters
 # for a 19-digit PAN.
@@ -53,6 +53,11 @@ class Hsm:
     @property
     def zpk_kcv(self) -> str:
         return pinblock.key_check_value(self._zpk)
+
+    def card_list_key(self, bank_code: str) -> bytes:
+        """The key of this bank's offline card list, derived from its ZPK (`shared.offline.list_key`):
+        the switch, holding the same ZPK, derives the same key and hands it to its terminals."""
+        return offline.list_key(self._zpk, bank_code)
 
     # -- card numbers ------------------------------------------------------------------------
 

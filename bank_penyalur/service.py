@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import orjson
-from sqlalchemy import Connection, Row
+from sqlalchemy import Connection, Row, bindparam, func, literal_column, select
 from sqlalchemy.exc import IntegrityError
 
 from shared import rc
@@ -39,12 +40,19 @@ from bank_penyalur.schemas import (
     ReversalCreate,
     _Request,
 )
-from bank_penyalur.tables import ADVICE, PURCHASE, REVERSAL
+from bank_penyalur.tables import ADVICE, DISBURSEMENT, PURCHASE, REVERSAL, Transfer
 
 ACTOR = "authorisation"
 MERCHANT_CACHE_MAX = 100_000
 # Stored under an original's key when its reversal arrived first: the late original gets 94.
 REVERSED_BEFORE_ARRIVAL = "reversed-before-arrival"
+# The most recent disbursement credited to an e-money sub-account up to a moment (the 90-day
+# rule of offline advices). The kind is written into the SQL, as in `ledger.balance_expr`.
+_LAST_DISBURSEMENT = select(func.max(Transfer.created_at)).where(
+    Transfer.credit_account_id == bindparam("account_id"),
+    Transfer.kind == literal_column(f"'{DISBURSEMENT}'"),
+    Transfer.created_at <= bindparam("until"),
+)
 
 
 def payload_hash(op: str, request: _Request) -> str:
@@ -218,6 +226,9 @@ class Authoriser:
     def _advice(self, conn: Connection, req: AdviceCreate) -> Outcome:
         merchant = self._merchant(conn, req.merchant_id)
         card = self._locked_state(conn, req.pan)
+        disbursed_at = None
+        if card is not None and card.emoney_account_id is not None:
+            disbursed_at = last_disbursement(conn, card.emoney_account_id, req.transaction_at)
         decision = decide_advice(
             req.processing_code,
             req.amount_idr,
@@ -226,6 +237,7 @@ class Authoriser:
             merchant,
             card,
             self.policy,
+            disbursed_at=disbursed_at,
         )
         return self._apply(conn, decision, card.card_id if card else None)
 
@@ -284,6 +296,12 @@ class Authoriser:
                 "created_at": self.clock.now(),
             },
         )
+
+
+def last_disbursement(conn: Connection, account_id: int, until: datetime) -> datetime | None:
+    """When the most recent disbursement credited to e-money sub-account `account_id` at or
+    before `until` was made; None when there was none."""
+    return conn.execute(_LAST_DISBURSEMENT, {"account_id": account_id, "until": until}).scalar_one()
 
 
 def _public(code: str, req: _Request, **values) -> AuthorisationPublic:  # noqa: ANN003

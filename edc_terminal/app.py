@@ -20,7 +20,7 @@ from bank_penyalur.demo.fixture import all_demo_cards
 from edc_terminal.core import CoreConfig
 from edc_terminal.headless import open_core
 from edc_terminal.inspector import Inspector
-from edc_terminal.linking import PROXY_HOST, start_proxy
+from edc_terminal.linking import PROXY_HOST, core_config, start_proxy
 from edc_terminal.terminal import EdcTerminal, Link
 from edc_terminal.widgets import EdcPanel, InspectorPanel
 from linksim import LinkProfile, LinkProxy
@@ -54,7 +54,9 @@ def build_terminal(options: EdcOptions, clock: Clock, monotonic: Callable[[], fl
     """The terminal behind the screen: its stored state, the core, the link and the inspector.
     `monotonic` (seconds) times the spinner, the time left and the round trips.
     Raises InputError (Indonesian text) for an unknown terminal or an unreadable state file."""
-    core = open_core(options.terminal, options.data_dir, clock, CoreConfig.uniform(options.timeout_ms))
+    # Sign-on loads the offline card list; the link's own delays lengthen each timeout.
+    config = core_config(options.link, CoreConfig.uniform(options.timeout_ms, card_list=True))
+    core = open_core(options.terminal, options.data_dir, clock, config)
     link = Link(options.switch_host, options.switch_port, options.connect_timeout_ms)
     return EdcTerminal(core, link, clock, Inspector(clock, timer=monotonic), monotonic=monotonic)
 

@@ -1,7 +1,13 @@
 """`sembako edc-cli ...`: one EDC command per run, headless. All terminal logic is in the core.
 
 Exit codes: 0 approved; 1 answered but not approved, or no answer (rc 91: reversal done or
-stored); 2 bad input; 3 the switch cannot be reached.
+stored; for settle/upload: something is left for the next attempt); 2 bad input; 3 the switch
+cannot be reached.
+
+`settle` sends the pending reversals and the stored offline sales (0220), then closes every
+batch not closed yet (0500, with a detail upload after a 95); `upload` sends only the offline
+sales. `bayar --nik NIK --link offline` is a sale the terminal approves offline from the card
+list a `signon` stored.
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ import typer
 
 from edc_terminal.client import SwitchUnavailable
 from edc_terminal.core import parse_amount
-from edc_terminal.headless import DEFAULT_TIMEOUT_MS, InputError, run
+from edc_terminal.batchjob import DEFAULT_WINDOW, WINDOW_MAX
+from edc_terminal.headless import DEFAULT_TIMEOUT_MS, JOB_COMMANDS, InputError, run
 from edc_terminal.linking import link_profile
 
 EXIT_DECLINED = 1
@@ -26,7 +33,7 @@ EXIT_INPUT = 2
 EXIT_UNREACHABLE = 3
 
 edc_app = typer.Typer(
-    help="EDC terminal tanpa layar (headless): sign-on, echo, cek saldo, bayar, pembatalan.",
+    help="EDC terminal tanpa layar (headless): sign-on, echo, cek saldo, bayar (online/offline), pembatalan, upload, settlement.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -34,6 +41,12 @@ edc_app = typer.Typer(
 CardOpt = Annotated[str | None, typer.Option("--card", help="Nomor kartu KKS (PAN)")]
 PinOpt = Annotated[str | None, typer.Option("--pin", help="PIN 6 digit")]
 AmountOpt = Annotated[str | None, typer.Option("--amount", help="Nominal pembelian dalam rupiah, mis. 50000")]
+NikOpt = Annotated[
+    str | None, typer.Option("--nik", help="NIK pemegang kartu (KTP/KK, 16 digit): bayar offline dengan --link offline")
+]
+WindowOpt = Annotated[
+    int, typer.Option("--window", min=1, max=WINDOW_MAX, help="Pesan yang boleh menunggu jawaban bersamaan (upload/settle)")
+]
 TerminalOpt = Annotated[str, typer.Option("--terminal", help="TID terminal demo, mis. BNI00001")]
 SwitchOpt = Annotated[str, typer.Option("--switch", help="Alamat switch HOST:PORT")]
 DataDirOpt = Annotated[Path, typer.Option("--data-dir", envvar="SEMBAKO_DATA_DIR", help="Direktori data (status EDC di edc/)")]
@@ -73,11 +86,30 @@ def _fail(message: str, code: int, as_json: bool, context: dict[str, Any]) -> No
 def _report(result: dict[str, Any], as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(result))
+    elif result["command"] in JOB_COMMANDS:
+        _report_job(result)
     else:
         typer.echo(result["receipt"] or f"{result['message']} (RC {result['rc']})", nl=not result["receipt"])
         if result["pending_reversals"]:
             typer.echo(f"Pembatalan tertunda: {result['pending_reversals']}", err=True)
     raise typer.Exit(0 if result["approved"] else EXIT_DECLINED)
+
+
+def _report_job(result: dict[str, Any]) -> None:
+    """Settle/upload as text: the outcome, each 0500, the counts and the exceptions."""
+    typer.echo(f"{result['message']} (RC {result['rc']})")
+    for step in result["steps"]:
+        typer.echo(f"  batch {step['batch']:06d} {step['processing']}: RC {step['rc'] or '-'}")
+    counts = result["counts"]
+    typer.echo(
+        f"  offline terkirim {counts['advices_sent']} (disetujui {counts['advices_approved']}, kirim ulang"
+        f" {result['uploads_retried']}, tertunda {result['pending_advices']}); detail {counts['details_sent']};"
+        f" batch terbuka {result['open_batch']:06d}"
+    )
+    for item in result["exceptions"]:
+        typer.echo(f"  pengecualian: batch {item['batch']:06d} STAN {item['stan']} {item['pan_masked']} RC {item['rc']}")
+    if result["pending_reversals"]:
+        typer.echo(f"Pembatalan tertunda: {result['pending_reversals']}", err=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +125,8 @@ class CliOptions:
     trace: bool = False
     link: str | None = None
     link_seed: int = 0
+    nik: str | None = None
+    window: int = DEFAULT_WINDOW
 
 
 def execute(command: str, options: CliOptions) -> None:
@@ -121,6 +155,7 @@ async def _run(command: str, options: CliOptions) -> dict[str, Any]:
         command, options.terminal, host, port, options.data_dir,
         pan=options.card, pin=options.pin, amount_idr=amount_idr, timeout_ms=options.timeout_ms,
         trace=sys.stderr if options.trace else None, link=link, link_seed=options.link_seed,
+        nik=options.nik, window=options.window,
     )  # fmt: skip
 
 
@@ -128,8 +163,10 @@ COMMAND_HELP = {
     "signon": "Sign-on lalu tukar kunci kerja (TPK, TAK).",
     "echo": "Tes koneksi ke switch (echo).",
     "cek": "Cek saldo kartu KKS (--card, --pin).",
-    "bayar": "Pembelian sembako (--card, --pin, --amount), otorisasi online.",
+    "bayar": "Pembelian sembako (--card, --pin, --amount), online; offline (--link offline): --nik, tanpa PIN.",
     "reversal": "Batalkan pembelian terakhir yang disetujui di terminal ini.",
+    "upload": "Kirim transaksi offline yang tersimpan (0220) ke switch.",
+    "settle": "Settlement: kirim pembatalan dan transaksi offline, lalu tutup setiap batch (0500, upload detail bila 95).",
 }
 
 
@@ -146,8 +183,10 @@ def _register(name: str) -> None:
         trace: TraceOpt = False,
         link: LinkOpt = None,
         link_seed: LinkSeedOpt = 0,
+        nik: NikOpt = None,
+        window: WindowOpt = DEFAULT_WINDOW,
     ) -> None:
-        options = CliOptions(card, pin, amount, terminal, switch, data_dir, as_json, timeout_ms, trace, link, link_seed)
+        options = CliOptions(card, pin, amount, terminal, switch, data_dir, as_json, timeout_ms, trace, link, link_seed, nik, window)
         execute(name, options)
 
     command.__doc__ = COMMAND_HELP[name]

@@ -7,8 +7,25 @@ Card flow (Datang, Cek / Bayar, Terima):
                                             CARD --choose_purchase--> AMOUNT --enter_amount--> PIN
     PIN --enter_pin--> PROCESSING "Mohon tunggu..." --on_response / on_timeout--> RESULT --finish--> IDLE
 
-Network flows start from IDLE: `sign_on` (then key exchange), `exchange_keys`, `echo`,
+Network flows start from IDLE: `sign_on` (then key exchange, then with `CoreConfig.card_list`
+the offline card list, 0800 code 360 pages 1..N), `exchange_keys`, `echo`,
 `send_pending_reversals`, and `reverse_last` (void of the last approved purchase).
+
+Offline mode (wilayah khusus): the terminal is `offline` when the driver says there is no link
+(`set_link_state(False)`), or when the link has failed (timeouts, connection failures) for
+`CoreConfig.offline_after_ms` without a single answer since. Offline, Cek is refused and Bayar
+asks the holder's NIK instead of the PIN:
+
+    CARD --choose_purchase--> AMOUNT --enter_amount--> ID "Masukkan NIK..." --enter_nik--> RESULT
+
+The decision is `edc_terminal.offline.decide` over the stored card list. An approved sale is
+built once as a 0220 advice and stored in the batch store before the slip; `start_upload` and
+`start_settlement` return a `BatchJob` (edc_terminal.batchjob) that sends the advices and settles
+the batches, with many messages in flight; the core is busy (PROCESSING) while it runs and shows
+its result (RESULT) when it ends.
+
+Every approved purchase, offline sale and approved reversal also goes to the batch store
+(`edc_terminal.batchstore`), which holds the open batch number (`TerminalState.batch` follows it).
 
 Every method returns a list of commands for the driver: `Show` (new screen text), `Reject` (the
 input was refused; nothing is sent), `Send` (encode-ready and encoded message to send, with the
@@ -22,16 +39,17 @@ pending and is sent again by `send_pending_reversals`.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
 
 from shared import keys as keylib
+from shared import offline as shared_offline
 from shared import pinblock, protocol
 from shared import rc as rc_table
 from shared.banks import demo_terminal
 from shared.cards import PAN_LENGTH_MAX, PAN_LENGTH_MIN, luhn_valid, mask_pan
-from shared.clock import Clock
+from shared.clock import Clock, period_of
 from shared.iso8583 import (
     ECHO,
     REVERSAL_REPEAT,
@@ -46,8 +64,20 @@ from shared.iso8583 import (
 from shared.money import AMOUNT_IDR_MAX, format_idr, from_iso_minor
 from shared.pinblock import PIN_LENGTH
 
+from edc_terminal import offline
+from edc_terminal.batchjob import DEFAULT_WINDOW, BatchJob, JobKind, JobResult, Send
+from edc_terminal.batchstore import HOT, ID, BatchStore, CardListInfo, StoreSummary
 from edc_terminal.receipt import KIND_INQUIRY, KIND_PURCHASE, KIND_REVERSAL, ReceiptData, render
-from edc_terminal.store import JournalEntry, LastPurchase, PendingReversal, TerminalState, WorkingKeys
+from edc_terminal.store import (
+    JOURNAL_OFFLINE,
+    JOURNAL_PURCHASE,
+    JOURNAL_VOID,
+    JournalEntry,
+    LastPurchase,
+    PendingReversal,
+    TerminalState,
+    WorkingKeys,
+)
 
 NO_ANSWER_RC = rc_table.ISSUER_UNAVAILABLE
 KEY_ERROR_RC = rc_table.SYSTEM_ERROR
@@ -57,9 +87,12 @@ REVERSAL_RETRY_RCS = (rc_table.ISSUER_UNAVAILABLE, rc_table.SYSTEM_ERROR)
 
 TEXT_WAIT = "Mohon tunggu..."
 TEXT_REVERSING = "Tidak ada jawaban. Membatalkan transaksi, mohon tunggu..."
-TEXT_BALANCE_RETURNED = "Transaksi dibatalkan, saldo akan dikembalikan."
+TEXT_BALANCE_RETURNED = "TRANSAKSI GAGAL, DIBATALKAN: saldo akan dikembalikan."
 TEXT_REVERSAL_STORED = "Pembatalan disimpan dan dikirim ulang otomatis saat koneksi berikutnya."
 TEXT_NOT_SIGNED_ON = "Terminal belum sign-on. Lakukan sign-on terlebih dahulu."
+TEXT_SETTLED = "Transaksi sudah di-settle (batch ditutup): tidak dapat dibatalkan"
+TEXT_NO_LINK_SETTLE = "Tidak ada sinyal: kirim data dan settlement dilakukan saat terminal online"
+TEXT_LIST_NOT_LOADED = "daftar kartu offline tidak dimuat"
 
 
 class StateSaver(Protocol):
@@ -70,6 +103,7 @@ class State(enum.Enum):
     IDLE = "idle"
     CARD = "card"
     AMOUNT = "amount"
+    ID = "id"  # offline: the holder's NIK instead of the PIN
     PIN = "pin"
     PROCESSING = "processing"
     RESULT = "result"
@@ -79,6 +113,7 @@ PROMPTS: dict[State, str] = {
     State.IDLE: "Masukkan kartu",
     State.CARD: "Pilih transaksi: CEK SALDO atau BAYAR",
     State.AMOUNT: "Masukkan nominal",
+    State.ID: "Masukkan NIK pemegang kartu (KTP/KK)",
     State.PIN: "Masukkan PIN",
     State.PROCESSING: TEXT_WAIT,
     State.RESULT: "Ambil kartu",
@@ -93,6 +128,9 @@ class Flow(enum.StrEnum):
     PURCHASE = "bayar"
     REVERSAL = "reversal"
     PENDING = "pending_reversals"
+    CARD_LIST = "card_list"  # 0800 code 360 pages, the end of a sign-on with key exchange
+    UPLOAD = "upload"  # offline advices (a BatchJob)
+    SETTLEMENT = "settle"  # advices, then 0500 per batch (a BatchJob)
 
 
 NETWORK_FLOWS = (Flow.SIGN_ON, Flow.KEY_EXCHANGE, Flow.ECHO)
@@ -109,10 +147,15 @@ class CoreConfig:
     network_timeout_ms: int = 15_000  # sign-on, key exchange, echo
     reversal_timeout_ms: int = 15_000  # each reversal attempt
     reversal_repeats: int = 2  # 0401 repeats after the first 0400
+    # Fetch the offline card list (0800 code 360) after each key exchange. Off by default: only
+    # a terminal that serves a blank spot needs it, and it costs a round trip per page.
+    card_list: bool = False
+    offline_after_ms: int = 60_000  # link failing this long without an answer: offline mode
+    job_window: int = DEFAULT_WINDOW  # messages in flight during upload and settlement
 
     @classmethod
-    def uniform(cls, timeout_ms: int, reversal_repeats: int = 2) -> CoreConfig:
-        return cls(timeout_ms, timeout_ms, timeout_ms, reversal_repeats)
+    def uniform(cls, timeout_ms: int, reversal_repeats: int = 2, **options: object) -> CoreConfig:
+        return cls(timeout_ms, timeout_ms, timeout_ms, reversal_repeats, **options)  # type: ignore[arg-type]
 
 
 # -- commands for the driver ------------------------------------------------------------------
@@ -133,18 +176,6 @@ class Reject:
 
 
 @dataclass(frozen=True, slots=True)
-class Send:
-    """Send `data` (the encoded `message`, MAC included when needed); the answer is the message
-    with MTI `expect_mti` and STAN `stan`; report `on_timeout` after `timeout_ms` without one."""
-
-    message: Message
-    data: bytes
-    expect_mti: str
-    stan: str
-    timeout_ms: int
-
-
-@dataclass(frozen=True, slots=True)
 class Outcome:
     flow: Flow
     rc: str
@@ -158,6 +189,8 @@ class Outcome:
     pan_masked: str | None = None
     receipt: str | None = None
     reversal: str | None = None  # "reversed" or "pending" when a purchase had to be reversed
+    offline: bool = False  # decided by the terminal offline (no RRN, no balance)
+    warning: str | None = None  # approved, but something did not work (e.g. no card list)
 
     @property
     def approved(self) -> bool:
@@ -222,6 +255,7 @@ class CardView:
     pan_masked: str
     flow: Flow | None
     amount: int | None
+    offline: bool = False
 
 
 @dataclass
@@ -229,6 +263,7 @@ class _Card:
     pan: str
     flow: Flow | None = None
     amount: int | None = None
+    offline: bool = False
 
 
 @dataclass
@@ -264,6 +299,15 @@ class _Keys:
     tak: bytes
 
 
+@dataclass
+class _ListDownload:
+    """The card list being fetched at sign-on: pages so far (kept only when all arrived)."""
+
+    header: shared_offline.ListHeader | None = None
+    hot: list[str] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+
+
 class EdcCore:
     """One EDC terminal. Not thread-safe: drive it from one task or thread."""
 
@@ -277,7 +321,10 @@ class EdcCore:
         clock: Clock,
         config: CoreConfig = CoreConfig(),
         card_prefix: str | None = None,
+        batches: BatchStore | None = None,
     ) -> None:
+        """`batches` is the terminal's batch store; default: the one next to the state file when
+        `saver` is a `TerminalStore` (it has `open_batches`), else a store in memory."""
         self.terminal = terminal
         self.bank_name = bank_name
         self.card_prefix = card_prefix  # the acquiring bank's IIN: its EDCs serve only its cards
@@ -293,11 +340,24 @@ class EdcCore:
         self._keys = self._load_keys(stored.keys)
         self._resign_on = False  # an answer failed its MAC: the working keys are dropped after the flow
         self.outcome: Outcome | None = None
+        self._batches = batches or _default_batches(saver, terminal.tid, tmk)
+        self._download: _ListDownload | None = None
+        self._job: BatchJob | None = None
+        self._link_unavailable = False  # the driver says there is no link at all
+        self._down_since: datetime | None = None  # first failure since the last answer
+        self._list_key_cache: tuple[int, bytes | None] | None = None
+        self._sync_batch(self._batches.ensure_open(stored.batch, clock.now()))
         self._recover_in_flight_purchase()
 
     @classmethod
     def for_demo_terminal(
-        cls, tid: str, stored: TerminalState, saver: StateSaver, clock: Clock, config: CoreConfig = CoreConfig()
+        cls,
+        tid: str,
+        stored: TerminalState,
+        saver: StateSaver,
+        clock: Clock,
+        config: CoreConfig = CoreConfig(),
+        batches: BatchStore | None = None,
     ) -> EdcCore:
         """A demo terminal (BNI00001..BTN00048) with its e-Warong id and demo master key."""
         found = demo_terminal(tid)
@@ -305,7 +365,11 @@ class EdcCore:
             raise ValueError(f"Terminal {tid!r} tidak dikenal: gunakan terminal demo seperti BNI00001 (001-048)")
         bank, merchant_id = found
         tmk = bytes.fromhex(keylib.demo_terminal_master_key_hex(tid))
-        return cls(protocol.Terminal(tid, merchant_id), bank.name, tmk, stored, saver, clock, config, bank.iin)
+        return cls(protocol.Terminal(tid, merchant_id), bank.name, tmk, stored, saver, clock, config, bank.iin, batches)
+
+    def close(self) -> None:
+        """Release the batch store (its database connections)."""
+        self._batches.close()
 
     # -- what the screen shows ---------------------------------------------------------------
 
@@ -323,7 +387,7 @@ class EdcCore:
     def card(self) -> CardView | None:
         if self._card is None:
             return None
-        return CardView(mask_pan(self._card.pan), self._card.flow, self._card.amount)
+        return CardView(mask_pan(self._card.pan), self._card.flow, self._card.amount, self._card.offline)
 
     @property
     def has_keys(self) -> bool:
@@ -337,6 +401,49 @@ class EdcCore:
     def in_flight(self) -> Send | None:
         """The message awaiting an answer, re-encoded (e.g. for a UI redraw)."""
         return self._send_command(self._flight) if self._flight else None
+
+    @property
+    def batches(self) -> BatchStore:
+        return self._batches
+
+    @property
+    def job(self) -> BatchJob | None:
+        """The upload or settlement job running, if any."""
+        return self._job
+
+    def batch_summary(self) -> StoreSummary:
+        """Open batch, its sales, batches awaiting settlement, advices not yet sent, exceptions."""
+        return self._batches.summary()
+
+    @property
+    def card_list(self) -> CardListInfo | None:
+        """The offline card list stored at the last sign-on that brought one, if any."""
+        return self._batches.card_list()
+
+    # -- link and offline mode ---------------------------------------------------------------------
+
+    @property
+    def offline(self) -> bool:
+        """No link (the driver said so), or the link has failed for `offline_after_ms` without
+        an answer since: Bayar is decided by the terminal, Cek is refused."""
+        if self._link_unavailable:
+            return True
+        if self._down_since is None:
+            return False
+        return (self._now() - self._down_since).total_seconds() * 1000 >= self.config.offline_after_ms
+
+    def set_link_state(self, available: bool) -> None:
+        """The driver knows the link: False, there is none (no signal; the link simulator's
+        offline profile): offline at once. True: there is one (failures still count)."""
+        self._link_unavailable = not available
+
+    def note_link(self, up: bool) -> None:
+        """An exchange or a connection attempt outside the core's flows succeeded or failed
+        (the core sees its own answers and timeouts already)."""
+        if up:
+            self._down_since = None
+        elif self._down_since is None:
+            self._down_since = self._now()
 
     # -- card flow -------------------------------------------------------------------------------
 
@@ -352,21 +459,35 @@ class EdcCore:
         return self._enter(State.CARD)
 
     def choose_inquiry(self) -> list[Command]:
-        """Cek: balance inquiry; the PIN comes next."""
+        """Cek: balance inquiry; the PIN comes next. Refused offline: only the bank knows."""
+        if self._state is State.CARD and self.offline:
+            return [Reject(offline.TEXT_INQUIRY_OFFLINE)]
         return self._choose(Flow.INQUIRY, State.PIN)
 
     def choose_purchase(self) -> list[Command]:
-        """Bayar: purchase; the amount comes next."""
+        """Bayar: purchase; the amount comes next. Offline it needs a stored card list."""
+        if self._state is State.CARD and self.offline and self._batches.card_list() is None:
+            return [Reject(offline.TEXT_NO_LIST)]
         return self._choose(Flow.PURCHASE, State.AMOUNT)
 
     def enter_amount(self, text: str) -> list[Command]:
+        """The amount; then the PIN, or offline the holder's NIK."""
         if self._state is not State.AMOUNT or self._card is None:
             return self._wrong_state("Input nominal")
         amount, error = parse_amount(text)
         if error:
             return [Reject(error)]
         self._card.amount = amount
-        return self._enter(State.PIN)
+        self._card.offline = self.offline
+        return self._enter(State.ID if self._card.offline else State.PIN)
+
+    def enter_nik(self, text: str) -> list[Command]:
+        """Offline: the NIK from the holder's KTP or KK; the terminal decides at once."""
+        if self._state is not State.ID or self._card is None:
+            return self._wrong_state("Input NIK")
+        if error := offline.nik_error(text):
+            return [Reject(error)]
+        return self._offline_sale(self._card, text.strip())
 
     def enter_pin(self, pin: str) -> list[Command]:
         if self._state is not State.PIN or self._card is None:
@@ -379,7 +500,7 @@ class EdcCore:
 
     def cancel(self) -> list[Command]:
         """Abandon the card flow before anything was sent."""
-        if self._state not in (State.CARD, State.AMOUNT, State.PIN):
+        if self._state not in (State.CARD, State.AMOUNT, State.ID, State.PIN):
             return self._wrong_state("Batal")
         self._card = None
         return [Show("Transaksi dibatalkan"), *self._enter(State.IDLE)]
@@ -428,6 +549,10 @@ class EdcCore:
             return [Reject("Tidak ada transaksi pembelian yang dapat dibatalkan")]
         if self._keys is None:
             return [Reject(TEXT_NOT_SIGNED_ON)]
+        if self._batches.batch_closed(int(last.request.get("60") or 0)):
+            self.stored.last_purchase = None
+            self._save()
+            return [Reject(TEXT_SETTLED)]
         entry = self._pending_for(last.request)
         if entry is None:
             entry = self._store_reversal(last.request)
@@ -436,6 +561,34 @@ class EdcCore:
             request = self._repeat_of(entry)
         flight = _Flight(Flow.REVERSAL, request, self.config.reversal_timeout_ms, original=last.request, voided=last)
         return self._start(flight)
+
+    # -- upload and settlement ----------------------------------------------------------------------
+
+    def start_upload(self) -> BatchJob | Reject:
+        """Send the stored offline advices (after the pending reversals): a job for the driver."""
+        return self._start_job(JobKind.UPLOAD)
+
+    def start_settlement(self) -> BatchJob | Reject:
+        """Pending reversals, advices, then close every batch not closed yet, oldest first."""
+        return self._start_job(JobKind.SETTLE)
+
+    def _start_job(self, kind: JobKind) -> BatchJob | Reject:
+        if self._state is not State.IDLE:
+            return self._wrong_state("Kirim data / settlement")[0]  # type: ignore[return-value]
+        if self._keys is None:
+            return Reject(TEXT_NOT_SIGNED_ON)
+        if self._link_unavailable:
+            return Reject(TEXT_NO_LINK_SETTLE)
+        self._state = State.PROCESSING
+        self.outcome = None
+        host = _CoreJobHost(self, Flow.SETTLEMENT if kind is JobKind.SETTLE else Flow.UPLOAD)
+        self._job = BatchJob(host, self._batches, kind, self.config.network_timeout_ms, self.config.reversal_timeout_ms)
+        return self._job
+
+    def _job_finished(self, flow: Flow, result: JobResult) -> None:
+        self._job = None
+        rc_text = rc_table.lookup(result.rc).text_id
+        self._finish(Outcome(flow, result.rc, rc_text, result.message))
 
     # -- events from the driver ----------------------------------------------------------------
 
@@ -446,8 +599,11 @@ class EdcCore:
         flight = self._flight
         if flight is None or message.get("11") != flight.stan:
             return []
+        self.note_link(True)
         if message.get("t") != flight.expect_mti:  # our STAN under another MTI (0211 for 0200): no valid answer
             return self._no_answer(flight)
+        if flight.flow is Flow.CARD_LIST and not self._mac_ok(message, raw):
+            return self._card_list_failed("MAC salah")  # keep the new keys: online still works
         if flight.flow not in NETWORK_FLOWS and not self._mac_ok(message, raw):
             self._resign_on = True  # our keys and the switch's differ: sign on again after this flow
             return self._no_answer(flight)  # a bad MAC is no answer at all
@@ -459,6 +615,7 @@ class EdcCore:
             Flow.PURCHASE: self._on_purchase,
             Flow.REVERSAL: self._on_reversal,
             Flow.PENDING: self._on_pending,
+            Flow.CARD_LIST: self._on_card_list,
         }
         return handlers[flight.flow](flight, message)
 
@@ -467,6 +624,7 @@ class EdcCore:
         flight = self._flight
         if flight is None or (stan is not None and stan != flight.stan):
             return []
+        self.note_link(False)
         return self._no_answer(flight)
 
     # -- internals: state and persistence ---------------------------------------------------------
@@ -486,6 +644,18 @@ class EdcCore:
 
     def _save(self) -> None:
         self._saver.save(self.stored)
+
+    def _sync_batch(self, open_batch: int) -> None:
+        """Keep the state file's batch number in step with the batch store's open batch."""
+        if self.stored.batch != open_batch:
+            self.stored.batch = open_batch
+            self._save()
+
+    def _batch_for(self, amount_idr: int, now: datetime) -> int:
+        """Field 60 of a new sale: the open batch, or the next when this sale would not fit."""
+        batch = self._batches.batch_for(amount_idr, now)
+        self._sync_batch(batch)
+        return batch
 
     def _next_stan(self) -> str:
         stan = self.stored.next_stan()
@@ -549,6 +719,7 @@ class EdcCore:
             request = protocol.inquiry_request(self.terminal, stan, now, card.pan, block, batch)
         else:
             assert card.amount is not None
+            batch = self._batch_for(card.amount, now)
             request = protocol.purchase_request(self.terminal, stan, now, card.pan, card.amount, block, batch)
             self.stored.in_flight_purchase = without_pin(request)
             self._save()
@@ -583,16 +754,19 @@ class EdcCore:
     def _entry(self, stan: str) -> PendingReversal | None:
         return next((p for p in self.stored.pending_reversals if p.stan == stan), None)
 
-    def _settle(self, stan: str, rc: str) -> None:
-        """The switch answered reversal `stan` with `rc`: it is no longer pending."""
+    def _settle(self, stan: str, rc: str, answer: Message | None = None) -> None:
+        """The switch answered reversal `stan` with `rc`: it is no longer pending. An approved
+        one goes to the batch store first (a void of a stored purchase counts in its batch)."""
         entry = self._entry(stan)
         if entry is None:
             return
+        if rc == rc_table.APPROVED and answer is not None:
+            self._sync_batch(self._batches.add_reversal(entry.message, answer, self._now()).open_batch)
         self.stored.pending_reversals.remove(entry)
         last = self.stored.last_purchase
         if rc == rc_table.APPROVED and last and protocol.original_data(last.request) == entry.original_data:
             self.stored.last_purchase = None
-            self.stored.append_journal(self._journal_entry("void", last.request, last.rrn, last.approval_code))
+            self.stored.append_journal(self._journal_entry(JOURNAL_VOID, last.request, last.rrn, last.approval_code))
         self._save()
 
     def _journal_entry(self, kind: str, request: Message, rrn: str, approval_code: str) -> JournalEntry:
@@ -634,6 +808,8 @@ class EdcCore:
     def _no_answer(self, flight: _Flight) -> list[Command]:
         if flight.flow in NETWORK_FLOWS:
             return self._finish_network(flight, NO_ANSWER_RC)
+        if flight.flow is Flow.CARD_LIST:
+            return self._card_list_failed("tidak ada jawaban")
         if flight.flow is Flow.INQUIRY:
             return self._finish_card(Flow.INQUIRY, flight.request, NO_ANSWER_RC, None)
         if flight.flow is Flow.PURCHASE:
@@ -662,7 +838,144 @@ class EdcCore:
         error = self._install_keys(message.get("48", ""))
         if error:
             return self._finish_network(flight, KEY_ERROR_RC, error)
+        if self.config.card_list:
+            self._download = _ListDownload()
+            return self._request_list_page(1)
         return self._finish_network(flight, rc)
+
+    # -- internals: the offline card list (0800 code 360) -------------------------------------------
+
+    def _request_list_page(self, page: int) -> list[Command]:
+        request = protocol.card_list_request(self.terminal, self._next_stan(), self._now(), page)
+        return self._start(_Flight(Flow.CARD_LIST, request, self.config.network_timeout_ms))
+
+    def _on_card_list(self, flight: _Flight, message: Message) -> list[Command]:
+        rc = message.get("39", rc_table.FORMAT_ERROR)
+        if rc != rc_table.APPROVED:
+            return self._card_list_failed(f"RC {rc}")
+        page = int(flight.request["60"])
+        error = self._take_page(page, message)
+        if error:
+            return self._card_list_failed(error)
+        download = self._download
+        assert download is not None and download.header is not None
+        if page < download.header.pages:
+            return self._request_list_page(page + 1)
+        info = self._batches.replace_card_list(download.header, download.hot, download.ids, self._now())
+        self._download = None
+        text = f"{NETWORK_SUCCESS[Flow.KEY_EXCHANGE]}, daftar kartu offline dimuat ({info.id_count} kartu, {info.hot_count} diblokir)"
+        return self._finish_sign_on(flight, text)
+
+    def _take_page(self, page: int, message: Message) -> str | None:
+        """Check one page and keep its references; the reason when it is not acceptable."""
+        download = self._download
+        if download is None:
+            return "halaman tanpa permintaan"
+        if message.get("60") != shared_offline.page_field(page):
+            return f"halaman {message.get('60')!r} bukan yang diminta ({page})"
+        try:
+            header = shared_offline.parse_list_header_field(message.get("48", ""))
+            hot = shared_offline.split_refs(message.get("61", ""), "61")
+            ids = shared_offline.split_refs(message.get("62", ""), "62")
+        except MessageError as exc:
+            return f"format salah: {exc}"
+        if len(hot) > shared_offline.REFS_PER_PAGE_MAX or len(ids) > shared_offline.REFS_PER_PAGE_MAX:
+            return "terlalu banyak referensi dalam satu halaman"
+        if download.header is None:
+            if offline.unwrap_list_key(self._tmk, header) is None:
+                return "kunci daftar kartu tidak cocok (KCV)"
+            download.header = header
+        elif header != download.header:
+            return "kepala daftar berubah di tengah unduhan"
+        download.hot += hot
+        download.ids += ids
+        return None
+
+    def _card_list_failed(self, reason: str) -> list[Command]:
+        """The card list did not come: the sign-on stands (online works), with a warning."""
+        self._download = None
+        assert self._flight is not None
+        warning = f"{TEXT_LIST_NOT_LOADED} ({reason})"
+        text = f"{NETWORK_SUCCESS[Flow.KEY_EXCHANGE]}. Peringatan: {warning}; transaksi offline belum dapat dilayani"
+        return self._finish_sign_on(self._flight, text, warning)
+
+    def _finish_sign_on(self, flight: _Flight, text: str, warning: str | None = None) -> list[Command]:
+        rc = rc_table.APPROVED
+        outcome = Outcome(Flow.KEY_EXCHANGE, rc, rc_table.lookup(rc).text_id, text, stan=flight.stan, warning=warning)
+        return self._finish(outcome)
+
+    def _list_key(self, info: CardListInfo) -> bytes | None:
+        """The stored list's key, unwrapped under the TMK (once per list)."""
+        if self._list_key_cache is None or self._list_key_cache[0] != info.id:
+            header = shared_offline.ListHeader(info.key_wrapped, info.key_check, info.offline_limit_idr, info.pages)
+            self._list_key_cache = (info.id, offline.unwrap_list_key(self._tmk, header))
+        return self._list_key_cache[1]
+
+    def offline_allowance_idr(self) -> int | None:
+        """Offline, what the card in the slot may still spend at this terminal this month (the
+        offline limit less what this terminal approved offline for it); None when the terminal
+        is online, holds no card or no card list, or the card is on the hot list. The shop's
+        cart is bounded by it where no balance can be read."""
+        if not self.offline or self._card is None:
+            return None
+        facts, _ = self._offline_facts(self._card.pan, "")
+        if not facts.list_loaded or facts.hot_listed:
+            return None
+        return facts.remaining_idr
+
+    # -- internals: offline sales ------------------------------------------------------------------
+
+    def _offline_facts(self, pan: str, nik: str) -> tuple[offline.OfflineFacts, offline.CardRefs | None]:
+        info = self._batches.card_list()
+        key = self._list_key(info) if info is not None else None
+        if info is None or key is None:
+            return offline.OfflineFacts(list_loaded=False), None
+        refs = offline.card_refs(key, pan, nik)
+        facts = offline.OfflineFacts(
+            list_loaded=True,
+            hot_listed=self._batches.listed(info.id, HOT, refs.hot),
+            id_matches=self._batches.listed(info.id, ID, refs.id),
+            limit_idr=info.offline_limit_idr,
+            spent_idr=self._batches.offline_spent(refs.tally, period_of(self._now())),
+        )
+        return facts, refs
+
+    def _offline_sale(self, card: _Card, nik: str) -> list[Command]:
+        """Decide; when approved, build the 0220 once and store it before anything is shown."""
+        assert card.amount is not None
+        facts, refs = self._offline_facts(card.pan, nik)
+        decision = offline.decide(facts, card.amount)
+        if not decision.approved or refs is None:
+            return self._offline_refused(card, decision)
+        stan, now, amount = self._next_stan(), self._now(), card.amount
+        approval = shared_offline.offline_approval_code(stan)
+
+        def build(batch: int) -> Message:
+            return protocol.advice_request(self.terminal, stan, now, card.pan, amount, approval, batch)
+
+        stored, advice = self._batches.sell_offline(build, amount, refs.tally, period_of(now), now)
+        batch = stored.batch
+        self.stored.batch = stored.open_batch
+        self.stored.append_journal(self._journal_entry(JOURNAL_OFFLINE, advice, "", approval))
+        self._save()
+        rc_text = rc_table.lookup(rc_table.APPROVED).text_id
+        fields = {"rrn": None, "approval_code": approval, "balance": None, "amount": card.amount}
+        receipt = self._receipt(
+            KIND_PURCHASE, advice, rc_table.APPROVED, rc_text, fields, offline.TEXT_OFFLINE_APPROVED, batch=batch, offline=True
+        )
+        message = f"{rc_text}. {offline.TEXT_OFFLINE_APPROVED}"
+        outcome = Outcome(
+            Flow.PURCHASE, rc_table.APPROVED, rc_text, message, stan=stan, pan_masked=mask_pan(card.pan), receipt=receipt,
+            offline=True, **fields,
+        )  # fmt: skip
+        return self._finish(outcome)
+
+    def _offline_refused(self, card: _Card, decision: offline.OfflineDecision) -> list[Command]:
+        rc_text = rc_table.lookup(decision.rc).text_id
+        outcome = Outcome(
+            Flow.PURCHASE, decision.rc, rc_text, decision.reason, amount=card.amount, pan_masked=mask_pan(card.pan), offline=True
+        )
+        return self._finish(outcome)
 
     def _install_keys(self, field48: str) -> str | None:
         """Unwrap and check the new TPK and TAK; store them wrapped. The reason on failure."""
@@ -684,6 +997,9 @@ class EdcCore:
 
     def _on_purchase(self, flight: _Flight, message: Message) -> list[Command]:
         rc = message.get("39", rc_table.FORMAT_ERROR)
+        if rc == rc_table.APPROVED:  # the batch store first: it is what settlement counts
+            request, rrn, approval_code = without_pin(flight.request), message.get("37", ""), message.get("38", "")
+            self._sync_batch(self._batches.add_purchase(request, rrn, approval_code, self._now()).open_batch)
         self.stored.in_flight_purchase = None
         if rc == rc_table.APPROVED:
             self.stored.last_purchase = LastPurchase(
@@ -693,7 +1009,7 @@ class EdcCore:
                 approved_at=self._now().isoformat(timespec="seconds"),
             )
             last = self.stored.last_purchase
-            self.stored.append_journal(self._journal_entry("purchase", last.request, last.rrn, last.approval_code))
+            self.stored.append_journal(self._journal_entry(JOURNAL_PURCHASE, last.request, last.rrn, last.approval_code))
         self._save()
         return self._finish_card(Flow.PURCHASE, flight.request, rc, message)
 
@@ -701,7 +1017,7 @@ class EdcCore:
         rc = message.get("39", rc_table.FORMAT_ERROR)
         if rc in REVERSAL_RETRY_RCS:
             return self._repeat_reversal(flight)
-        self._settle(flight.stan, rc)
+        self._settle(flight.stan, rc, message)
         if flight.auto:
             return self._purchase_reversed(flight, "reversed")
         return self._finish_reversal(flight, rc, message)
@@ -710,7 +1026,7 @@ class EdcCore:
         rc = message.get("39", rc_table.FORMAT_ERROR)
         if rc in REVERSAL_RETRY_RCS:
             return self._finish_flush()
-        self._settle(flight.stan, rc)
+        self._settle(flight.stan, rc, message)
         assert self._flush is not None
         self._flush.sent += 1
         return self._next_pending()
@@ -749,7 +1065,16 @@ class EdcCore:
         return self._finish(Outcome(Flow.PENDING, rc, rc_table.lookup(rc).text_id, message))
 
     def _receipt(
-        self, kind: str, request: Message, rc: str, rc_text: str, fields: dict, note: str | None, advice: str | None = None
+        self,
+        kind: str,
+        request: Message,
+        rc: str,
+        rc_text: str,
+        fields: dict,
+        note: str | None,
+        advice: str | None = None,
+        batch: int | None = None,
+        offline: bool = False,
     ) -> str:
         data = ReceiptData(
             bank_name=self.bank_name,
@@ -761,9 +1086,10 @@ class EdcCore:
             rc=rc,
             rc_text=rc_text,
             stan=request["11"],
-            batch=self.stored.batch,
+            batch=self.stored.batch if batch is None else batch,
             note=note,
             advice=advice,
+            offline=offline,
             **fields,
         )
         return render(data)
@@ -782,7 +1108,8 @@ class EdcCore:
         rc_text = rc_table.lookup(rc).text_id
         kind = KIND_INQUIRY if flow is Flow.INQUIRY else KIND_PURCHASE
         receipt = self._receipt(kind, request, rc, rc_text, fields, note, rc_table.advice(rc))
-        message = f"{rc_text}. {note}" if note else rc_text
+        # A purchase reversed for want of an answer: the screen leads with what happened.
+        message = (note if reversal else f"{rc_text}. {note}") if note else rc_text
         outcome = Outcome(
             flow, rc, rc_text, message, stan=request["11"], pan_masked=mask_pan(request["2"]), receipt=receipt, reversal=reversal, **fields
         )
@@ -812,3 +1139,55 @@ def _answer_fields(answer: Message) -> dict:
         except (MessageError, ValueError):
             balance = None
     return {"rrn": answer.get("37") or None, "approval_code": answer.get("38") or None, "balance": balance}
+
+
+def _default_batches(saver: StateSaver, tid: str, tmk: bytes) -> BatchStore:
+    opener = getattr(saver, "open_batches", None)
+    return opener() if callable(opener) else BatchStore.in_memory(tid, tmk)
+
+
+class _CoreJobHost:
+    """The core as a `BatchJob` sees it (edc_terminal.batchjob.JobHost)."""
+
+    def __init__(self, core: EdcCore, flow: Flow) -> None:
+        assert core._keys is not None
+        self.terminal = core.terminal
+        self._core = core
+        self._flow = flow
+        self._tak = core._keys.tak
+
+    def now(self) -> datetime:
+        return self._core._now()
+
+    def next_stan(self) -> str:
+        return self._core._next_stan()
+
+    def encode(self, message: Message) -> bytes:
+        return encode_with_mac(message, self._tak)
+
+    def mac_ok(self, message: Message, raw: bytes) -> bool:
+        ok = mac_valid(raw, message, self._tak)
+        if not ok:
+            self._core._resign_on = True  # our keys and the switch's differ: sign on again after the job
+        return ok
+
+    def pending_reversals(self) -> list[Message]:
+        return [self._core._repeat_of(entry) for entry in list(self._core.stored.pending_reversals)]
+
+    def reversal_answered(self, stan: str, rc: str, answer: Message) -> None:
+        self._core._settle(stan, rc, answer)
+
+    def batch_closed(self, number: int, open_batch: int) -> None:
+        """Sales of a closed batch can no longer be voided."""
+        core = self._core
+        last = core.stored.last_purchase
+        if last is not None and int(last.request.get("60") or 0) == number:
+            core.stored.last_purchase = None
+        core.stored.batch = open_batch
+        core._save()
+
+    def link(self, up: bool) -> None:
+        self._core.note_link(up)
+
+    def finished(self, result: JobResult) -> None:
+        self._core._job_finished(self._flow, result)

@@ -74,7 +74,7 @@ FIELD_NAMES: dict[str, str] = {
     "128": "Message authentication code",
 }
 
-NETWORK_CODES = {"001": "sign-on", "101": "tukar kunci", "301": "echo"}
+NETWORK_CODES = {"001": "sign-on", "101": "tukar kunci", "301": "echo", "360": "daftar kartu"}
 PROCESSING_KINDS = {"31": "cek saldo", "00": "pembelian", "92": "settlement", "96": "settlement setelah batch upload"}
 FLOW_LABELS = {
     "0100": "cek saldo",

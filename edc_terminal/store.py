@@ -12,6 +12,11 @@ derived from the terminal master key (`shared.keys.derive(tmk, "edc-state/<tid>"
 the terminal id; it is opened again on load, so `TerminalState` in memory holds the messages as
 they were sent. A file written before (version 1, field 2 in clear) still loads, and is sealed
 at the next save.
+
+The batches themselves (every purchase, offline sale and void, for settlement) are not here: this
+file is rewritten whole on every save. They live in the batch store next to it,
+`{data_dir}/edc/{tid}.batch.sqlite3` (`edc_terminal.batchstore`, `TerminalStore.open_batches`),
+which is also the source of the open batch number; `TerminalState.batch` follows it.
 """
 
 from __future__ import annotations
@@ -23,13 +28,17 @@ import re
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from shared import keys as keylib
 from shared.iso8583 import Message
+
+if TYPE_CHECKING:
+    from edc_terminal.batchstore import BatchStore
 
 STAN_MAX = 999_999
 JOURNAL_MAX = 999  # approved transactions kept on the terminal (oldest dropped first)
@@ -81,14 +90,20 @@ class LastPurchase:
     approved_at: str
 
 
+JOURNAL_PURCHASE = "purchase"
+JOURNAL_VOID = "void"
+JOURNAL_OFFLINE = "offline"  # a sale approved offline: no RRN yet, approval code "OF" + STAN
+
+
 @dataclass
 class JournalEntry:
-    """An approved purchase, or the approved void of one, in the terminal's own journal: for
-    the batch count, and for the e-Warong to recover a sale it did not record. No PAN in clear."""
+    """An approved purchase, an offline sale, or the approved void of a purchase, in the
+    terminal's own journal: for the batch count, and for the e-Warong to recover a sale it did
+    not record. No PAN in clear."""
 
-    kind: str  # "purchase" or "void"
+    kind: str  # "purchase", "void" or "offline"
     stan: str  # the purchase's STAN (for a void too)
-    rrn: str
+    rrn: str  # "" for an offline sale
     approval_code: str
     amount_idr: int
     pan_masked: str
@@ -110,9 +125,10 @@ class TerminalState:
 
     @property
     def batch_count(self) -> int:
-        """Approved purchases in the open batch, less those voided."""
+        """Approved purchases and offline sales in the open batch, less the voids (as far as the
+        bounded journal reaches; the batch store has the exact figures)."""
         entries = [e for e in self.journal if e.batch == self.batch]
-        return sum(1 if e.kind == "purchase" else -1 for e in entries)
+        return sum(-1 if e.kind == JOURNAL_VOID else 1 for e in entries)
 
     def append_journal(self, entry: JournalEntry) -> None:
         self.journal.append(entry)
@@ -124,7 +140,20 @@ class TerminalState:
         return f"{self.stan:06d}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"version": STATE_VERSION, **asdict(self)}
+        # Field by field: the journal (up to JOURNAL_MAX flat entries) is copied shallowly, which
+        # keeps a save cheap on a busy terminal (dataclasses.asdict deep-copies every value).
+        return {
+            "version": STATE_VERSION,
+            "tid": self.tid,
+            "stan": self.stan,
+            "batch": self.batch,
+            "keys": asdict(self.keys) if self.keys else None,
+            "pending_reversals": [asdict(p) for p in self.pending_reversals],
+            "last_purchase": asdict(self.last_purchase) if self.last_purchase else None,
+            "in_flight_purchase": dict(self.in_flight_purchase) if self.in_flight_purchase else None,
+            "journal": [dict(vars(e)) for e in self.journal],
+            "last_receipt": self.last_receipt,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TerminalState:
@@ -210,9 +239,18 @@ class TerminalStore:
         if not _TID_PATTERN.fullmatch(tid):
             raise StoreError(f"terminal id must be letters and digits, got {tid!r}")
         self.tid = tid
-        self.path = Path(data_dir) / "edc" / f"{tid}.json"
+        self.data_dir = Path(data_dir)
+        self.path = self.data_dir / "edc" / f"{tid}.json"
         master = tmk if tmk is not None else bytes.fromhex(keylib.demo_terminal_master_key_hex(tid))
+        self._master = master
         self._seal = CardSeal(state_key(master, tid), tid)
+
+    def open_batches(self) -> BatchStore:
+        """The terminal's batch store next to this file (`{tid}.batch.sqlite3`), card numbers
+        sealed under the same key."""
+        from edc_terminal.batchstore import BatchStore
+
+        return BatchStore.open(self.data_dir, self.tid, self._master)
 
     def load(self) -> TerminalState:
         """The stored state, or a fresh one when the terminal has never run here."""
@@ -229,7 +267,7 @@ class TerminalStore:
 
     def save(self, state: TerminalState) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(self._seal.sealed(state.to_dict()), indent=2, sort_keys=True)
+        text = orjson.dumps(self._seal.sealed(state.to_dict()), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
         fd, temp = tempfile.mkstemp(prefix=f".{self.tid}.", suffix=".tmp", dir=self.path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -29,10 +29,12 @@ from edc_terminal.core import (
     Send,
     State,
 )
-from edc_terminal.headless import perform
+from edc_terminal.batchjob import BatchJob, JobResult
+from edc_terminal.headless import perform, run_job
+from edc_terminal.receipt import settlement_slip
 from shared.cards import mask_pan
 from shared.clock import Clock
-from shared.iso8583 import ECHO, KEY_EXCHANGE, SIGN_ON
+from shared.iso8583 import CARD_LIST, ECHO, KEY_EXCHANGE, SIGN_ON
 from shared.money import AMOUNT_IDR_MAX, format_idr, from_iso_minor
 from shared.pinblock import PIN_LENGTH
 
@@ -44,6 +46,7 @@ AMOUNT_DIGITS_MAX = len(str(AMOUNT_IDR_MAX))
 PRINTER_SLIPS_MAX = 50
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 SPINNER_FRAME_MS = 100
+JOB_IN_FLIGHT_MAX = 32  # messages in flight at once while uploading or settling
 
 
 class Key(enum.StrEnum):
@@ -68,6 +71,8 @@ class Action(enum.StrEnum):
     SIGN_ON = "sign_on"
     TES_KONEKSI = "tes_koneksi"
     KIRIM_TERTUNDA = "kirim_tertunda"
+    KIRIM_OFFLINE = "kirim_offline"
+    SETTLEMENT = "settlement"
 
 
 ACTION_LABELS: dict[Action, str] = {
@@ -78,6 +83,8 @@ ACTION_LABELS: dict[Action, str] = {
     Action.SIGN_ON: "SIGN ON",
     Action.TES_KONEKSI: "TES KONEKSI",
     Action.KIRIM_TERTUNDA: "KIRIM PEMBATALAN",
+    Action.KIRIM_OFFLINE: "KIRIM OFFLINE",
+    Action.SETTLEMENT: "SETTLEMENT",
 }
 MAIN_MENU: tuple[Action, ...] = (
     Action.PEMBATALAN,
@@ -85,6 +92,8 @@ MAIN_MENU: tuple[Action, ...] = (
     Action.SIGN_ON,
     Action.TES_KONEKSI,
     Action.KIRIM_TERTUNDA,
+    Action.KIRIM_OFFLINE,
+    Action.SETTLEMENT,
 )
 CARD_MENU: tuple[Action, ...] = (Action.CEK, Action.BELANJA)
 
@@ -95,6 +104,7 @@ TEXT_KEEP_CARD = "Jangan cabut kartu, transaksi sedang diproses"
 TEXT_DIGITS_ONLY = "Gunakan tombol angka"
 TEXT_NO_SLIP = "Belum ada struk untuk dicetak ulang"
 TEXT_NOTHING_PENDING = "Tidak ada pembatalan tertunda"
+NIK_DIGITS = 16
 
 
 class Mode(enum.StrEnum):
@@ -131,12 +141,16 @@ class Status:
     batch: int
     batch_count: int
     time_wib: str  # HH:MM; the slips carry the date
+    offline: bool = False  # the terminal approves sales itself (no link, or down too long)
+    advices_pending: int = 0  # offline sales not yet sent to the switch
 
     def line(self) -> str:
         signed = "SIGN-ON" if self.signed_on else "BELUM SIGN-ON"
+        mode = " | MODE OFFLINE" if self.offline else ""
+        advices = f", {self.advices_pending} offline belum terkirim" if self.advices_pending else ""
         return (
-            f"{self.tid} {self.bank_code} | {signed} | {self.link} | tunda {self.pending_reversals}"
-            f" | batch {self.batch:06d}: {self.batch_count} trx | {self.time_wib} WIB"
+            f"{self.tid} {self.bank_code} | {signed} | {self.link}{mode} | tunda {self.pending_reversals}"
+            f" | batch {self.batch:06d}: {self.batch_count} trx{advices} | {self.time_wib} WIB"
         )
 
 
@@ -163,6 +177,12 @@ class Link:
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def available(self) -> bool:
+        """False when the link simulator plays a profile with no link at all (no signal)."""
+        profile = getattr(self.simulator, "profile", None)
+        return profile is None or profile.available
 
     @property
     def state(self) -> str:
@@ -202,7 +222,8 @@ class Link:
         if self._client is not None and self._client.connected:
             return self._client
         await self.close()
-        client = SwitchClient(self.host, self.port, ClientConfig(connect_timeout_ms=self.connect_timeout_ms))
+        config = ClientConfig(connect_timeout_ms=self.connect_timeout_ms, max_in_flight=JOB_IN_FLIGHT_MAX)
+        client = SwitchClient(self.host, self.port, config)
         try:
             await client.connect()
         except SwitchUnavailable as exc:
@@ -243,6 +264,7 @@ class EdcTerminal:
         self._message: str | None = None
         self._flight: _Flight | None = None
         self._card_pan: str | None = None  # the card in the slot; never displayed
+        self._job_title: str | None = None  # KIRIM OFFLINE or SETTLEMENT while its job runs
         self._job: Job | None = None
         self._busy = False
         self.printer: list[str] = []  # slips printed, oldest first
@@ -297,6 +319,8 @@ class EdcTerminal:
 
     def status(self) -> Status:
         stored = self.core.stored
+        self.core.set_link_state(self.link.available)
+        summary = self.core.batch_summary()
         return Status(
             tid=self.core.terminal.tid,
             bank_name=self.core.bank_name,
@@ -308,6 +332,8 @@ class EdcTerminal:
             batch=stored.batch,
             batch_count=stored.batch_count,
             time_wib=self.clock.now().strftime("%H:%M"),
+            offline=self.core.offline,
+            advices_pending=summary.pending_advices,
         )
 
     def display(self) -> Display:
@@ -330,11 +356,15 @@ class EdcTerminal:
             return "PROGRAM SEMBAKO", ["SILAKAN MASUKKAN KARTU", "", "Tekan MENU untuk fungsi lain"], None
         if state is State.CARD:
             choices = [f"{i}. {ACTION_LABELS[a]}" for i, a in enumerate(CARD_MENU, 1)]
-            return "PILIH TRANSAKSI", [f"Kartu {self._card_masked()}", *choices], None
+            offline = ["MODE OFFLINE: hanya BELANJA"] if self.core.offline else []
+            return "PILIH TRANSAKSI", [f"Kartu {self._card_masked()}", *choices, *offline], None
         if state is State.AMOUNT:
             return "BELANJA", ["MASUKKAN NOMINAL"], f"Rp{self._buffer or '0'}"
         if state is State.PIN:
             return self._flow_title(), [*self._amount_line(), "MASUKKAN PIN"], "*" * len(self._buffer)
+        if state is State.ID:
+            lines = [*self._amount_line(), "MODE OFFLINE", "MASUKKAN NIK PEMEGANG KARTU (KTP/KK)"]
+            return "BELANJA OFFLINE", lines, self._buffer
         if state is State.PROCESSING:
             return self._flow_title(), [self.core.prompt], None
         return self._result_screen()
@@ -366,6 +396,8 @@ class EdcTerminal:
         ]
 
     def _flow_title(self) -> str:
+        if self._job_title is not None:
+            return self._job_title
         if self._flight is not None:
             return _title_of(self._flight.send)
         card = self.core.card
@@ -502,6 +534,7 @@ class EdcTerminal:
 
     async def close(self) -> None:
         await self.link.close()
+        self.core.close()
 
     # -- key handling per mode ---------------------------------------------------------------
 
@@ -532,7 +565,7 @@ class EdcTerminal:
         state = self.core.state
         if state is State.CARD:
             self._key_card(key)
-        elif state in (State.AMOUNT, State.PIN):
+        elif state in (State.AMOUNT, State.PIN, State.ID):
             self._key_entry(key, state)
         elif state is State.RESULT and key in (Key.ENTER, Key.BATAL):
             self.take_card()
@@ -546,7 +579,7 @@ class EdcTerminal:
             self._message = f"Pilih 1-{len(CARD_MENU)}, atau BATAL"
 
     def _key_entry(self, key: str, state: State) -> None:
-        limit = AMOUNT_DIGITS_MAX if state is State.AMOUNT else PIN_LENGTH
+        limit = {State.AMOUNT: AMOUNT_DIGITS_MAX, State.PIN: PIN_LENGTH, State.ID: NIK_DIGITS}[state]
         if key == Key.BATAL:
             self._buffer = ""
             self._apply(self.core.cancel())
@@ -567,6 +600,10 @@ class EdcTerminal:
             if not self._apply(self.core.enter_amount(typed)):
                 self._buffer = typed
             return
+        if state is State.ID:  # offline: the terminal decides at once, nothing is sent
+            if not self._apply(self.core.enter_nik(typed)):
+                self._buffer = typed
+            return
         self._run(self.core.enter_pin(typed))
 
     def _choose_card_flow(self, action: Action) -> None:
@@ -574,6 +611,7 @@ class EdcTerminal:
             self._message = TEXT_NO_CARD if not self.has_card else "Transaksi sudah dipilih"
             return
         self._mode = Mode.CORE
+        self.core.set_link_state(self.link.available)
         self._apply(self.core.choose_inquiry() if action is Action.CEK else self.core.choose_purchase())
 
     def _start_function(self, action: Action) -> None:
@@ -590,6 +628,34 @@ class EdcTerminal:
             self._run(self.core.echo())
         elif action is Action.KIRIM_TERTUNDA:
             self._flush_pending()
+        elif action in (Action.KIRIM_OFFLINE, Action.SETTLEMENT):
+            self._start_job(action)
+
+    def _start_job(self, action: Action) -> None:
+        """KIRIM OFFLINE (stored offline sales) or SETTLEMENT (close the batches): a job with
+        several messages in flight, run as the network job."""
+        self.core.set_link_state(self.link.available)
+        job = self.core.start_upload() if action is Action.KIRIM_OFFLINE else self.core.start_settlement()
+        if isinstance(job, Reject):
+            self._message = job.reason
+            return
+        self._mode = Mode.CORE
+        self._job_title = ACTION_LABELS[action]
+        self._queue(lambda: self._run_job(job))
+
+    async def _run_job(self, job: BatchJob) -> None:
+        try:
+            result = await run_job(job, self.link, JOB_IN_FLIGHT_MAX, self.inspector)  # type: ignore[arg-type]
+        finally:
+            self._job_title = None
+        self._job_done(result)
+
+    def _job_done(self, result: JobResult) -> None:
+        core = self.core
+        if result.steps or result.exceptions:
+            self._print(settlement_slip(core.bank_name, core.terminal.mid, core.terminal.tid, self.clock.now(), result))
+        if self.core.outcome is not None and self.core.state is State.RESULT:
+            self._finished(self.core.outcome)
 
     def _reprint(self) -> None:
         slip = self.core.stored.last_receipt
@@ -696,9 +762,15 @@ class EdcTerminal:
         self._insert(pan)
 
     async def _power_on(self) -> None:
+        self.core.set_link_state(self.link.available)
+        if not self.link.available:
+            self._message = "Tidak ada sinyal: MODE OFFLINE (BELANJA dengan KKS + NIK)"
+            return
         if not await self.link.open():
+            self.core.note_link(False)
             self._message = f"Switch tidak dapat dihubungi: {self.link.last_error}"
             return
+        self.core.note_link(True)
         if not self.core.has_keys:
             await self._network(self.core.sign_on())
         if self.core.has_keys:
@@ -716,8 +788,16 @@ class EdcTerminal:
             await self._drive(send)
 
 
-_NETWORK_TITLES = {SIGN_ON: "SIGN ON", KEY_EXCHANGE: "TUKAR KUNCI", ECHO: "TES KONEKSI"}
-_MTI_TITLES = {"0100": "CEK SALDO", "0200": "BELANJA", "0400": "PEMBATALAN", "0401": "PEMBATALAN"}
+_NETWORK_TITLES = {SIGN_ON: "SIGN ON", KEY_EXCHANGE: "TUKAR KUNCI", ECHO: "TES KONEKSI", CARD_LIST: "DAFTAR KARTU"}
+_MTI_TITLES = {
+    "0100": "CEK SALDO",
+    "0200": "BELANJA",
+    "0220": "KIRIM OFFLINE",
+    "0320": "BATCH UPLOAD",
+    "0400": "PEMBATALAN",
+    "0401": "PEMBATALAN",
+    "0500": "SETTLEMENT",
+}
 
 
 def _title_of(send: Send) -> str:

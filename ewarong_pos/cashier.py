@@ -22,7 +22,7 @@ from shared.clock import Clock
 from shared.money import format_idr
 
 from ewarong_pos.catalogue import Product
-from ewarong_pos.recovery import approved_from_terminal_state
+from ewarong_pos.recovery import approved_from_terminal_state, sale_reference
 from ewarong_pos.rules import Cart, Refusal, cart_total_idr
 from ewarong_pos.store import Payment, Sale, ShopError, ShopStore
 
@@ -194,6 +194,18 @@ class Counter:
         if self._payment is not None and send.message.get("t") == PURCHASE_MTI:
             self.store.payment_sent(self._payment.id, send.stan)
 
+    def offline_allowance(self) -> bool:
+        """Cek when the EDC is offline: no balance can be read, so the cart is bounded by what the
+        card may still spend offline at this terminal this month. False (with the reason) when
+        the EDC is online or cannot approve this card offline."""
+        allowance_idr = self.terminal.core.offline_allowance_idr()
+        if allowance_idr is None:
+            return False
+        if self.terminal.card_pan != self._kpm_pan:
+            self._cart, self._last_sale = Cart(), None  # another KPM
+        self._balance_idr, self._kpm_pan = allowance_idr, self.terminal.card_pan
+        return self._say(f"EDC OFFLINE: saldo tidak dapat dicek. Batas belanja offline kartu ini {format_idr(allowance_idr)}", ok=True)
+
     def _on_outcome(self, outcome: Outcome) -> None:
         if outcome.flow is Flow.INQUIRY:
             self._on_inquiry(outcome)
@@ -213,30 +225,38 @@ class Counter:
 
     def _on_purchase(self, outcome: Outcome, payment: Payment) -> None:
         self._payment = None
-        if not outcome.approved or not outcome.rrn:
+        reference = sale_reference(outcome.rrn, outcome.stan if outcome.offline else None)
+        if not outcome.approved or not reference:
             reversal = outcome.reversal is not None
             self.store.fail_payment(payment.id, outcome.rc, outcome.message, reversal=reversal)
             self._message = f"Pembayaran gagal: {outcome.message}. Stok tidak berubah."
             return
         try:
             sale = self.store.complete_payment(
-                payment.id, outcome.rrn, outcome.approval_code or "", outcome.stan or "", outcome.pan_masked or "",
+                payment.id, reference, outcome.approval_code or "", outcome.stan or "", outcome.pan_masked or "",
                 self.clock.now(), pan=self._kpm_pan,
             )  # fmt: skip
         except ShopError as exc:  # the EDC approved: the sale is recovered from its journal on start
-            log.error("sale %s not recorded: %s", outcome.rrn, exc)
+            log.error("sale %s not recorded: %s", reference, exc)
             self._message = f"Penjualan belum tercatat ({exc}); akan dipulihkan dari EDC"
             return
         self._last_sale, self._cart = sale, Cart()
         self._balance_idr = outcome.balance if outcome.balance is not None else self._balance_idr
-        self._message = f"Terima: penjualan tercatat, RRN {sale.rrn}. Serahkan barang dan struk."
+        if outcome.offline:
+            self._message = f"Terima: penjualan OFFLINE tercatat, kode {outcome.approval_code}. Serahkan barang dan struk."
+        else:
+            self._message = f"Terima: penjualan tercatat, RRN {sale.rrn}. Serahkan barang dan struk."
 
     def _on_terminal_change(self) -> None:
-        """Another KPM's card in the slot: the balance read and the cart were someone else's."""
+        """Another KPM's card in the slot: the balance read and the cart were someone else's.
+        A card in an offline EDC: its offline allowance stands in for the balance (no Cek)."""
         pan = self.terminal.card_pan
-        if pan is None or self._payment is not None or self._kpm_pan in (None, pan):
+        if pan is None or self._payment is not None:
             return
-        self.new_customer()
+        if self._kpm_pan not in (None, pan):
+            self.new_customer()
+        if self._balance_idr is None and self.terminal.core.offline:
+            self.offline_allowance()
 
     def new_customer(self) -> None:
         """Forget the balance, the card and the cart (Datang of the next KPM)."""

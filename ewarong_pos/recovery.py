@@ -105,6 +105,17 @@ def _first(candidates: list[ApprovedPurchase], used: set[str], accept) -> Approv
     return None
 
 
+OFFLINE_REF_PREFIX = "OFL"
+
+
+def sale_reference(rrn: str | None, stan: str | None) -> str | None:
+    """The shop's key of a sale on one terminal: the RRN of an online purchase; for a sale the
+    EDC approved offline (no RRN yet) "OFL" and its STAN (12 characters, like an RRN)."""
+    if rrn:
+        return rrn
+    return f"{OFFLINE_REF_PREFIX}{stan:0>9}" if stan else None
+
+
 def approved_from_terminal_state(state: TerminalState) -> list[ApprovedPurchase]:
     """The approved purchases an EDC's state file remembers: its journal (purchases not voided;
     present in newer state files) and its last approved purchase."""
@@ -112,9 +123,10 @@ def approved_from_terminal_state(state: TerminalState) -> list[ApprovedPurchase]
     journal = list(getattr(state, "journal", ()))  # older state files have no journal
     voided = {(e.stan, e.rrn) for e in journal if e.kind == "void"}
     for entry in journal:
-        if entry.kind == "purchase" and (entry.stan, entry.rrn) not in voided and entry.rrn:
-            found[entry.rrn] = ApprovedPurchase(
-                state.tid, entry.stan, entry.rrn, entry.approval_code, int(entry.amount_idr),
+        reference = sale_reference(entry.rrn, entry.stan) if entry.kind == "offline" else entry.rrn
+        if entry.kind in ("purchase", "offline") and (entry.stan, entry.rrn) not in voided and reference:
+            found[reference] = ApprovedPurchase(
+                state.tid, entry.stan, reference, entry.approval_code, int(entry.amount_idr),
                 datetime.fromisoformat(entry.at), entry.pan_masked,
             )  # fmt: skip
     last = _from_last_purchase(state)

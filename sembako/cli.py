@@ -11,6 +11,7 @@ from bank_penyalur.cli import bank_app, demo_cards_command, disburse_command
 from edc_terminal.cli import edc_app
 from edc_terminal.tui import edc_command
 from ewarong_pos.cli import ewarong_app
+from scenarios.cli import scenario_app
 from sembako.bench import bench_app
 from switch.cli import switch_app
 
@@ -23,6 +24,7 @@ app.add_typer(bank_app, name="bank")
 app.add_typer(edc_app, name="edc-cli")
 app.add_typer(switch_app, name="switch")
 app.add_typer(bench_app, name="bench")
+app.add_typer(scenario_app, name="scenario")
 app.command("disburse")(disburse_command)
 app.command("demo-cards")(demo_cards_command)
 app.command("edc")(edc_command)
@@ -58,6 +60,37 @@ def serve(
     from sembako.serve import run_serve
 
     raise typer.Exit(run_serve(host, port, switch, data_dir, database_url, max_sessions))
+
+
+@app.command("reconcile")
+def reconcile(
+    day: Annotated[str, typer.Option("--date", help="Business (transmission) date, YYYY-MM-DD, WIB")],
+    tid: Annotated[str | None, typer.Option("--tid", help="Only this terminal, e.g. BNI00001")] = None,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    ops: Annotated[str | None, typer.Option("--ops", help="The switch ops API (default http://127.0.0.1:8000)")] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Read the switch journal in this data directory instead")] = None,
+    database_url: Annotated[str | None, typer.Option("--database-url", help="Read the switch journal in this PostgreSQL database instead")] = None,
+) -> None:
+    """Reconcile one business day: terminals' batches, the switch journal and the banks' postings side by side."""
+    from datetime import date
+
+    from sembako.reconcile import ReconcileError, run_reconcile
+
+    try:
+        business_day = date.fromisoformat(day)
+    except ValueError:
+        raise typer.BadParameter(f"must be a date YYYY-MM-DD, got {day!r}", param_hint="--date") from None
+    if ops is not None and (data_dir is not None or database_url is not None):
+        raise typer.BadParameter("give either --ops or --data-dir/--database-url", param_hint="--ops")
+    if as_csv and as_json:
+        raise typer.BadParameter("give either --csv or --json", param_hint="--csv")
+    try:
+        text = run_reconcile(business_day, tid, as_csv, as_json, ops, data_dir, database_url)
+    except ReconcileError as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(text, nl=not text.endswith("\n"))
 
 
 def main() -> None:

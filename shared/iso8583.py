@@ -39,6 +39,7 @@ SETTLEMENT = "0500"
 SIGN_ON = "001"
 ECHO = "301"
 KEY_EXCHANGE = "101"
+CARD_LIST = "360"  # one page of the offline card list (hot list and ID references)
 
 # Field name -> value. All values are text; binary fields (52, 64, 128) are hex text.
 Message = dict[str, str]

@@ -9,6 +9,15 @@ Both sides use these functions, so the field layout lives in one place:
   37 RRN, 38 approval code, 39 RC, 54 balance. MAC in 64 under the terminal MAC key.
 - 0400/0401 reversal: the purchase's fields without 52, plus 90 original data elements; MAC
   in 128 (90 is in the secondary bitmap).
+- 0220/0230 offline advice: a sale approved offline, built once when it is made and sent
+  unchanged however often it is repeated: the purchase's fields without 52, 7/12/13 the sale's
+  own time, 38 the local approval code. MAC in 64.
+- 0500/0510 settlement: 3 = 920000 (or 960000 after a detail upload), 7, 11, 24, 41, 42, 60 the
+  batch, 63 the batch totals (`totals_field`). A 95 answer carries the switch's totals in 63.
+- 0320/0330 batch upload (after a 95): one transaction of the batch with the original's fields
+  (2, 3, 4, 7, 11, 12, 13, 22, 24, 37, 38, 41, 42, 49, 60, and 90 for a reversal) and 62 = the
+  original's MTI (0200, 0220 or 0400). MAC in 64 (128 for a reversal).
+- 0800 code 360: one page of the offline card list (see `shared.offline`).
 """
 
 from __future__ import annotations
@@ -17,17 +26,39 @@ import secrets
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from shared.iso8583 import INQUIRY, KEY_EXCHANGE, NETWORK, PURCHASE, REVERSAL, REVERSAL_REPEAT, Message, MessageError, response_mti
+from shared.iso8583 import (
+    ADVICE,
+    BATCH_UPLOAD,
+    CARD_LIST,
+    INQUIRY,
+    KEY_EXCHANGE,
+    NETWORK,
+    PURCHASE,
+    REVERSAL,
+    REVERSAL_REPEAT,
+    SETTLEMENT,
+    Message,
+    MessageError,
+    response_mti,
+)
 from shared.money import CURRENCY_IDR, from_iso_minor, to_iso_minor
 
 PROCESSING_INQUIRY = "310000"
 PROCESSING_PURCHASE = "000000"
+PROCESSING_SETTLEMENT = "920000"
+PROCESSING_SETTLEMENT_AFTER_UPLOAD = "960000"
+TOTALS_FIELD_LENGTH = 30
+BATCH_COUNT_MAX = 999  # three digits in field 63: a batch holds at most this many of each kind
+BATCH_AMOUNT_IDR_MAX = 9_999_999_999  # twelve digits in field 63, minor units
+BATCH_MAX = 999_999
+# Fields a batch upload (0320) carries from the transaction it details.
+UPLOADED = ("2", "3", "4", "7", "11", "12", "13", "22", "24", "37", "38", "41", "42", "49", "60", "90")
 ENTRY_MODE_CHIP = "051"
 ORIGINAL_DATA_LENGTH = 42
 BALANCE_FIELD_LENGTH = 20
 KEYS_FIELD_LENGTH = 76
 # Fields a response repeats from its request.
-ECHOED = ("2", "3", "4", "7", "11", "12", "13", "22", "24", "41", "42", "49", "60", "70", "90")
+ECHOED = ("2", "3", "4", "7", "11", "12", "13", "22", "24", "41", "42", "49", "60", "62", "70", "90")
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,3 +199,91 @@ def transmission_date(field7: str, today: date) -> date:
     if not candidates:
         raise MessageError(f"field 7 holds no calendar date: {field7[:4]}")
     return min(candidates, key=lambda d: abs((d - today).days))
+
+
+# -- offline sales, batches and settlement ---------------------------------------------------
+
+
+def advice_request(
+    terminal: Terminal, stan: str, sold_at: datetime, pan: str, amount_idr: int, approval_code: str, batch: int
+) -> Message:
+    """0220 for a sale approved offline at `sold_at`: built once, then sent unchanged (7, 12
+    and 13 all hold the sale's time, so every repeat has the same key at the switch and bank)."""
+    doc = _card_request(ADVICE, terminal, stan, sold_at, pan, PROCESSING_PURCHASE, amount_idr, batch)
+    return {**doc, "38": approval_code}
+
+
+@dataclass(frozen=True, slots=True)
+class BatchTotals:
+    """Settlement totals of one batch: approved purchases (online, and offline advices the bank
+    accepted), and approved reversals of approved purchases (once per original)."""
+
+    purchase_count: int = 0
+    purchase_amount_idr: int = 0
+    reversal_count: int = 0
+    reversal_amount_idr: int = 0
+
+    def overflow(self) -> str | None:
+        """Why these totals do not fit field 63, or None."""
+        for name in ("purchase_count", "reversal_count"):
+            if not 0 <= getattr(self, name) <= BATCH_COUNT_MAX:
+                return f"{name} {getattr(self, name)} outside [0, {BATCH_COUNT_MAX}]"
+        for name in ("purchase_amount_idr", "reversal_amount_idr"):
+            if not 0 <= getattr(self, name) <= BATCH_AMOUNT_IDR_MAX:
+                return f"{name} {getattr(self, name)} outside [0, {BATCH_AMOUNT_IDR_MAX}]"
+        return None
+
+
+def totals_field(totals: BatchTotals) -> str:
+    """Field 63: purchase count (3), purchase amount (12, minor units), reversal count (3),
+    reversal amount (12). ValueError when a total does not fit."""
+    if problem := totals.overflow():
+        raise ValueError(f"batch totals do not fit field 63: {problem}")
+    return (
+        f"{totals.purchase_count:03d}{to_iso_minor(totals.purchase_amount_idr)}"
+        f"{totals.reversal_count:03d}{to_iso_minor(totals.reversal_amount_idr)}"
+    )
+
+
+def parse_totals_field(text: str) -> BatchTotals:
+    if len(text) != TOTALS_FIELD_LENGTH or not text.isdigit():
+        raise MessageError(f"field 63 must be {TOTALS_FIELD_LENGTH} digits, got {text!r}")
+    try:
+        return BatchTotals(int(text[0:3]), from_iso_minor(text[3:15]), int(text[15:18]), from_iso_minor(text[18:30]))
+    except ValueError as exc:
+        raise MessageError(f"field 63: {exc}") from None
+
+
+def batch_field(batch: int) -> str:
+    if not 1 <= batch <= BATCH_MAX:
+        raise ValueError(f"batch must be within [1, {BATCH_MAX}], got {batch}")
+    return f"{batch:06d}"
+
+
+def settlement_request(
+    terminal: Terminal, stan: str, now: datetime, batch: int, totals: BatchTotals, after_upload: bool = False
+) -> Message:
+    """0500 closing `batch` with `totals`; `after_upload` (960000) after a 95 and a detail upload."""
+    return {
+        "t": SETTLEMENT,
+        "3": PROCESSING_SETTLEMENT_AFTER_UPLOAD if after_upload else PROCESSING_SETTLEMENT,
+        "7": now.strftime("%m%d%H%M%S"),
+        "11": stan,
+        "24": terminal.nii,
+        "41": terminal.tid,
+        "42": terminal.mid,
+        "60": batch_field(batch),
+        "63": totals_field(totals),
+    }
+
+
+def batch_upload_request(original: Message, batch: int) -> Message:
+    """0320 detailing `original` (a 0200, 0220 or 0400 as sent, without the PIN block, plus 37
+    and 38 of its answer when it had one) in `batch`."""
+    fields = {k: v for k, v in original.items() if k in UPLOADED}
+    return {"t": BATCH_UPLOAD, **fields, "60": batch_field(batch), "62": str(original["t"])[:3] + "0"}
+
+
+def card_list_request(terminal: Terminal, stan: str, now: datetime, page: int) -> Message:
+    """0800 code 360: page `page` of the acquiring bank's offline card list (send MACed)."""
+    return {**network_request(terminal, CARD_LIST, stan, now), "60": f"{page:06d}"}

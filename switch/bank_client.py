@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import asyncio
 
 import aiohttp
+import orjson
 
 from shared import rc
 
@@ -25,6 +26,8 @@ PATHS = {
     "reversal": "/v1/authorisations/reversal",
     "advice": "/v1/authorisations/advice",
 }
+CARD_LIST_PATH = "/v1/offline/card-list"
+POSTINGS_PATH = "/v1/postings"  # reconciliation: a terminal's money requests of a day
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +110,60 @@ class BankClient:
             return BankReply(rc.SYSTEM_ERROR, None, None, latency_ms)  # the bank refused our request's shape
         return BankReply(answer["rc"], answer.get("approval_code"), answer.get("balance_idr"), latency_ms)
 
+    async def card_list(self, bank_code: str, timeout_ms: int, body_max_bytes: int) -> dict | BankUnavailable:
+        """The bank's offline card list (its JSON document, read-only GET), or why not: a
+        failure, an answer other than 200, or a body above `body_max_bytes`."""
+        started_seconds = time.perf_counter()
+        if bank_code not in self._urls:
+            return BankUnavailable(f"no URL for bank {bank_code}", False, 0)
+        timeout = aiohttp.ClientTimeout(total=timeout_ms / 1000)
+        try:
+            async with self._session(bank_code).get(CARD_LIST_PATH, timeout=timeout) as response:
+                if response.status != 200:
+                    return BankUnavailable(f"HTTP {response.status}", False, _elapsed_ms(started_seconds))
+                body = await _read_bounded(response, body_max_bytes)
+                if body is None:
+                    return BankUnavailable(f"card list above {body_max_bytes} bytes", False, _elapsed_ms(started_seconds))
+                document = orjson.loads(body)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            return BankUnavailable(type(exc).__name__, False, _elapsed_ms(started_seconds))
+        except orjson.JSONDecodeError:
+            return BankUnavailable("card list is not JSON", False, _elapsed_ms(started_seconds))
+        if not isinstance(document, dict):
+            return BankUnavailable("card list is not a JSON object", False, _elapsed_ms(started_seconds))
+        return document
+
+    def knows(self, bank_code: str) -> bool:
+        """Whether this client has a URL for the bank."""
+        return bank_code in self._urls
+
+    async def postings(
+        self, bank_code: str, params: dict[str, str], timeout_ms: int, body_max_bytes: int
+    ) -> dict | BankUnavailable:
+        """One page of the bank's postings (`GET /v1/postings`, read-only; `params`: date,
+        terminal_id, after_id, limit) as its JSON document, or why not: a failure, an answer
+        other than 200, or a body above `body_max_bytes`."""
+        started_seconds = time.perf_counter()
+        if bank_code not in self._urls:
+            return BankUnavailable(f"no URL for bank {bank_code}", False, 0)
+        timeout = aiohttp.ClientTimeout(total=timeout_ms / 1000)
+        try:
+            async with self._session(bank_code).get(POSTINGS_PATH, params=params, timeout=timeout) as response:
+                if response.status != 200:
+                    return BankUnavailable(f"HTTP {response.status}", False, _elapsed_ms(started_seconds))
+                body = await _read_bounded(response, body_max_bytes)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            return BankUnavailable(type(exc).__name__, False, _elapsed_ms(started_seconds))
+        if body is None:
+            return BankUnavailable(f"postings above {body_max_bytes} bytes", False, _elapsed_ms(started_seconds))
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return BankUnavailable("postings are not JSON", False, _elapsed_ms(started_seconds))
+        if not isinstance(document, dict):
+            return BankUnavailable("postings are not a JSON object", False, _elapsed_ms(started_seconds))
+        return document
+
     async def close(self) -> None:
         for session in self._sessions.values():
             await session.close()
@@ -123,6 +180,19 @@ class BankClient:
             }
             for code, c in self.counters.items()
         }
+
+
+async def _read_bounded(response: aiohttp.ClientResponse, body_max_bytes: int) -> bytes | None:
+    """The response body, or None as soon as it is longer than `body_max_bytes`."""
+    if response.content_length is not None and response.content_length > body_max_bytes:
+        return None
+    chunks, size_bytes = [], 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size_bytes += len(chunk)
+        if size_bytes > body_max_bytes:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _elapsed_ms(started_seconds: float) -> int:

@@ -6,6 +6,11 @@ terminal's PIN key to the bank's zone PIN key, and answers with the bank's respo
 the bank cannot be reached it answers 91; when the bank may have posted (the request left but
 no answer came back), a store-and-forward reversal is persisted before the terminal is told.
 Every request and answer goes to the journal, with the PAN masked.
+
+Settlement (0500) and batch upload (0320) go through the same checks (terminal, MAC, format,
+exactly once) and are decided by `switch.batches` on the journal; a 0320 of an offline sale the
+switch never had a bank answer for is forwarded to the bank as that advice. Without `batches`
+(no journal to decide on) both are answered 12.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from shared import iso8583, protocol, rc
@@ -25,7 +30,10 @@ from shared.banks import bank_for_pan
 from shared.cards import mask_pan
 from shared.iso8583 import Message, MessageError, Tpdu
 
+from switch import batches as batchlib
 from switch.bank_client import BankClient, BankReply, BankUnavailable
+from switch.batches import Batches
+from switch.card_list import CardListPages
 from switch.hsm import SwitchHsm, WorkingKeys
 from switch.journal import MessageRecord, TerminalRecord, TransactionRecord
 
@@ -37,12 +45,17 @@ KINDS = {
     iso8583.ADVICE: "advice",
     iso8583.REVERSAL: "reversal",
     iso8583.REVERSAL_REPEAT: "reversal",
+    iso8583.BATCH_UPLOAD: "upload",
+    iso8583.SETTLEMENT: "settlement",
 }
+BATCH_KINDS = ("upload", "settlement")  # decided by switch.batches; no transaction row of their own
 REQUIRED = {
     "inquiry": ("2", "3", "7", "11", "41", "42", "52"),
     "purchase": ("2", "3", "4", "7", "11", "41", "42", "52"),
     "advice": ("2", "3", "4", "7", "11", "12", "13", "41", "42"),
     "reversal": ("2", "4", "7", "11", "41", "42", "90"),
+    "upload": ("2", "3", "4", "7", "11", "41", "42", "60", "62"),
+    "settlement": ("3", "7", "11", "41", "42", "60", "63"),
 }
 HIDDEN_FIELDS = ("p", "1", "52", "64", "128")  # never journalled
 # Fields of a financial request that hold only digits (a letter there is a format error, 30).
@@ -68,6 +81,7 @@ class Outcome:
     bank_latency_ms: int | None = None
     bank_messages: tuple[MessageRecord, ...] = ()
     original_rrn: str | None = None
+    advice: Outcome | None = None  # a 0320's offline sale forwarded to the bank as its advice
 
 
 def journal_fields(doc: Message) -> dict:
@@ -91,6 +105,8 @@ class SwitchCore:
         persist_keys: Callable[[str, str, str], Awaitable[None]],
         enqueue_saf: Callable[[str, str, dict], Awaitable[None]],
         duplicates_max: int = 200_000,
+        batches: Batches | None = None,
+        card_lists: CardListPages | None = None,
     ) -> None:
         self.hsm = hsm
         self.banks = banks
@@ -106,6 +122,13 @@ class SwitchCore:
         self._challenges = Challenges()
         self._duplicates_max = duplicates_max
         self.dropped = 0  # frames left unanswered: no response MTI exists
+        self.batches = batches
+        self.card_lists = card_lists  # pages of the banks' offline card lists (0800 code 360)
+        # (tid, STAN, date) -> RRN of each advice sent to a bank: a repeat (its 0220 again, or
+        # the 0320 detailing it) goes with the same RRN, so the bank sees the same request.
+        self._advice_rrns: OrderedDict[tuple, str] = OrderedDict()
+        # tid -> key of the terminal's last transaction row handed to the journal writer.
+        self._last_journalled: dict[str, tuple] = {}
 
     # -- entry point ------------------------------------------------------------------------
 
@@ -201,7 +224,7 @@ class SwitchCore:
         if mti == iso8583.NETWORK:
             return await self._network(doc, message)
         kind = KINDS.get(mti)
-        if kind is None:
+        if kind is None or (kind in BATCH_KINDS and self.batches is None):
             return self._refuse(doc, rc.INVALID_TRANSACTION, "MTI not served", self._signed_on_keys(doc))
         return await self._financial(kind, doc, message)
 
@@ -219,6 +242,11 @@ class SwitchCore:
             answer = rc.APPROVED
         elif code == iso8583.KEY_EXCHANGE:
             answer, extra = await self._key_exchange(terminal, doc, message)
+        elif code == iso8583.CARD_LIST and self.card_lists is not None:
+            # A page of the offline card list (switch.card_list), MACed under the terminal's TAK.
+            page = await self.card_lists.answer(terminal, self.keys.get(terminal.tid), doc, message)
+            self._journal_network(doc, page.journalled())
+            return self.hsm.encode_with_mac(page.response, page.mac_key) if page.mac_key else iso8583.encode(page.response)
         else:
             answer = rc.INVALID_TRANSACTION
         response = protocol.response(doc, answer, **extra)
@@ -285,7 +313,8 @@ class SwitchCore:
         self._inflight[key] = future
         try:
             answer = await self._process(kind, doc, terminal, keys, day, request_hash)
-            self._remember(key, answer)
+            if not _retryable(kind, answer.response):
+                self._remember(key, answer)
             future.set_result(answer)
             return answer
         except BaseException as exc:
@@ -308,22 +337,87 @@ class SwitchCore:
         self, kind: str, doc: Message, terminal: TerminalRecord, keys: WorkingKeys, day: date, request_hash: str
     ) -> Answer:
         received_at = self.now()
-        handler = {"inquiry": self._inquiry, "purchase": self._purchase, "advice": self._advice, "reversal": self._reversal}[kind]
+        handler = {
+            "inquiry": self._inquiry,
+            "purchase": self._purchase,
+            "advice": self._advice,
+            "reversal": self._reversal,
+            "upload": self._upload,
+            "settlement": self._settlement,
+        }[kind]
         try:
             outcome = await handler(doc, terminal, keys, day)
         except MessageError:
             outcome = Outcome(protocol.response(doc, rc.FORMAT_ERROR))
-        self._journal(kind, doc, terminal, day, request_hash, outcome, received_at)
+        if kind in BATCH_KINDS:
+            self._journal_batch_message(doc, terminal, day, request_hash, outcome, received_at)
+        elif _retryable(kind, outcome.response):
+            self._journal_trail(doc, terminal, outcome, received_at)
+        else:
+            self._journal(kind, doc, terminal, day, request_hash, outcome, received_at)
         return Answer(request_hash, outcome.response)
 
     def _journal(
         self, kind: str, doc: Message, terminal: TerminalRecord, day: date, request_hash: str, outcome: Outcome, at: datetime
     ) -> None:
+        record = self._transaction_record(kind, doc, terminal, day, request_hash, outcome, at)
+        self._sink_transaction(record, doc, outcome, outcome.response, at)
+
+    def _sink_transaction(self, record: TransactionRecord, doc: Message, outcome: Outcome, answer: Message, at: datetime) -> None:
+        """Hand a transaction row and its trail (`doc` in, the bank legs, `answer` out) to the
+        journal, and note it as the terminal's latest row (settlement waits for it)."""
+        stan, tid = str(doc["11"]), record.tid
+        messages = [
+            MessageRecord(record.rrn, tid, stan, str(doc["t"]), "terminal_in", None, journal_fields(doc), at),
+            *(m if m.rrn else MessageRecord(record.rrn, m.tid, m.stan, m.mti, m.direction, m.rc, m.fields, m.at) for m in outcome.bank_messages),
+            MessageRecord(record.rrn, tid, stan, str(answer["t"]), "terminal_out", str(answer["39"]), journal_fields(answer), self.now()),
+        ]
+        self._sink(record, messages)
+        self._last_journalled[tid] = (tid, record.stan, record.transmission_date, record.kind)
+
+    def _journal_trail(self, doc: Message, terminal: TerminalRecord, outcome: Outcome, at: datetime) -> None:
+        """Only the message trail (no transaction row) of an answer that is not final: the key
+        stays free, so the terminal's repeat is processed and journalled anew."""
+        tid, stan, rrn = terminal.tid, str(doc["11"]), outcome.rrn
+        self._sink(
+            None,
+            [
+                MessageRecord(rrn, tid, stan, str(doc["t"]), "terminal_in", None, journal_fields(doc), at),
+                *outcome.bank_messages,
+                MessageRecord(rrn, tid, stan, str(outcome.response["t"]), "terminal_out", str(outcome.response["39"]), journal_fields(outcome.response), self.now()),
+            ],
+        )
+
+    def _journal_batch_message(
+        self, doc: Message, terminal: TerminalRecord, day: date, request_hash: str, outcome: Outcome, at: datetime
+    ) -> None:
+        """A 0500 or 0320 and its answer in the message trail; a 0320's forwarded offline sale
+        also as an advice transaction (MTI 0320), unless the bank could not be asked (91: the
+        key stays free for the upload's retry)."""
+        advice = outcome.advice
+        if advice is not None and advice.response.get("39") != rc.ISSUER_UNAVAILABLE:
+            record = self._transaction_record("advice", batchlib.advice_of_upload(doc), terminal, day, request_hash, advice, at)
+            self._sink_transaction(replace(record, mti=str(doc["t"])), doc, advice, outcome.response, at)
+            return
+        rrn = advice.rrn if advice is not None else None
+        tid, stan = terminal.tid, str(doc["11"])
+        self._sink(
+            None,
+            [
+                MessageRecord(rrn, tid, stan, str(doc["t"]), "terminal_in", None, journal_fields(doc), at),
+                *(advice.bank_messages if advice is not None else ()),
+                MessageRecord(rrn, tid, stan, str(outcome.response["t"]), "terminal_out", str(outcome.response["39"]), journal_fields(outcome.response), self.now()),
+            ],
+        )
+
+    def _transaction_record(
+        self, kind: str, doc: Message, terminal: TerminalRecord, day: date, request_hash: str, outcome: Outcome, at: datetime
+    ) -> TransactionRecord:
         response = outcome.response
         rrn = outcome.rrn or str(response.get("37") or "") or None
         amount = _amount_or_zero(doc) if kind != "inquiry" else 0
         balance = protocol.parse_balance_field(str(response["54"])) if "54" in response else None
-        record = TransactionRecord(
+        return TransactionRecord(
             rrn=rrn or self.next_rrn(),
             tid=terminal.tid,
             mid=terminal.mid,
@@ -343,14 +437,8 @@ class SwitchCore:
             original_rrn=outcome.original_rrn,
             bank_latency_ms=outcome.bank_latency_ms,
             created_at=at,
+            batch=batchlib.batch_of(doc),
         )
-        stan, tid = record.stan, record.tid
-        messages = [
-            MessageRecord(record.rrn, tid, stan, record.mti, "terminal_in", None, journal_fields(doc), at),
-            *(m if m.rrn else MessageRecord(record.rrn, m.tid, m.stan, m.mti, m.direction, m.rc, m.fields, m.at) for m in outcome.bank_messages),
-            MessageRecord(record.rrn, tid, stan, str(response["t"]), "terminal_out", record.rc, journal_fields(response), self.now()),
-        ]
-        self._sink(record, messages)
 
     # -- the four operations ------------------------------------------------------------------
 
@@ -425,7 +513,7 @@ class SwitchCore:
         if bank is None:
             return Outcome(protocol.response(doc, rc.INVALID_CARD))
         transaction_at = _local_time(doc, self.now().date())
-        rrn = self.next_rrn()
+        rrn = await self._advice_rrn(str(doc["41"]), str(doc["11"]), day)
         body = {
             **self._base_body(doc, day, rrn),
             "amount_idr": protocol.amount_idr(doc),
@@ -436,6 +524,20 @@ class SwitchCore:
         if isinstance(reply, BankUnavailable):
             return Outcome(protocol.response(doc, rc.ISSUER_UNAVAILABLE, **{"37": rrn}), bank.code, rrn, reply.latency_ms, trail)
         return Outcome(protocol.response(doc, reply.rc, **self._answer_fields(rrn, reply)), bank.code, rrn, reply.latency_ms, trail)
+
+    async def _advice_rrn(self, tid: str, stan: str, day: date) -> str:
+        """The RRN an advice goes to the bank with: the one it went with before (remembered, or
+        journalled when `batches` can read the journal), else a new one."""
+        key = (tid, stan, day)
+        rrn = self._advice_rrns.get(key)
+        if rrn is None and self.batches is not None:
+            journalled = await self.batches.journalled_advice(tid, stan, day)
+            rrn = journalled.rrn if journalled is not None else None
+        if key not in self._advice_rrns:  # (another request may have chosen one meanwhile)
+            self._advice_rrns[key] = rrn or self.next_rrn()
+            while len(self._advice_rrns) > self._duplicates_max:
+                self._advice_rrns.popitem(last=False)
+        return self._advice_rrns[key]
 
     async def _reversal(self, doc: Message, terminal: TerminalRecord, keys: WorkingKeys, day: date) -> Outcome:
         bank = self._route(doc)
@@ -455,6 +557,47 @@ class SwitchCore:
         else:
             response = protocol.response(doc, reply.rc, **self._answer_fields(rrn, reply))
         return Outcome(response, bank.code, rrn, reply.latency_ms, trail, original_rrn=original_rrn)
+
+    # -- batches: settlement and batch upload (decided by switch.batches) ---------------------------
+
+    async def _settlement(self, doc: Message, terminal: TerminalRecord, keys: WorkingKeys, day: date) -> Outcome:
+        """0500: the batch's totals against the journal's, once the journal holds the
+        terminal's last transaction."""
+        assert self.batches is not None  # _dispatch refuses batch messages without it
+        request = batchlib.parse_settlement(doc)
+        await self.batches.caught_up(self._last_journalled.get(terminal.tid))
+        code, fields = await self.batches.settle(terminal.tid, str(doc["11"]), request)
+        return Outcome(protocol.response(doc, code, **fields))
+
+    async def _upload(self, doc: Message, terminal: TerminalRecord, keys: WorkingKeys, day: date) -> Outcome:
+        """0320: record the detailed transaction once; an offline sale the switch has no bank
+        answer for goes to the bank first, as its advice (91 when the bank cannot take it: the
+        upload is not recorded, and its retry is taken again)."""
+        assert self.batches is not None  # _dispatch refuses batch messages without it
+        upload = batchlib.parse_upload(doc, terminal.tid, day, self.now())
+        refused = await self.batches.upload_refusal(terminal.tid, upload.batch)
+        if refused:
+            return Outcome(protocol.response(doc, refused))
+        advice = None
+        if upload.original_mti == iso8583.ADVICE and not await self._advice_answered(terminal.tid, upload.stan, day):
+            advice = await self._advice(batchlib.advice_of_upload(doc), terminal, keys, day)
+            if advice.response.get("39") == rc.ISSUER_UNAVAILABLE:
+                return Outcome(protocol.response(doc, rc.ISSUER_UNAVAILABLE), advice=advice)
+        code = await self.batches.record_upload(upload)
+        return Outcome(protocol.response(doc, code), advice=advice)
+
+    async def _advice_answered(self, tid: str, stan: str, day: date) -> bool:
+        """Whether the switch has the bank's answer to the advice (tid, STAN, date): in memory
+        (answered or in flight here) or in the journal. A 91 is no answer."""
+        key = (tid, stan, day, "advice")
+        known = self._answers.get(key)
+        if known is None and key in self._inflight:
+            known = await asyncio.shield(self._inflight[key])
+        if known is not None:
+            return known.response.get("39") != rc.ISSUER_UNAVAILABLE
+        assert self.batches is not None
+        journalled = await self.batches.journalled_advice(tid, stan, day)
+        return journalled is not None and journalled.rc != rc.ISSUER_UNAVAILABLE
 
 
 class Challenges:
@@ -477,6 +620,13 @@ class Challenges:
             return False
         challenge, at_s = issued
         return hmac.compare_digest(challenge, answered) and self._monotonic() - at_s <= self.ttl_s
+
+
+def _retryable(kind: str, response: Message) -> bool:
+    """An advice or upload the bank could not be asked about (91) is not final: it is neither
+    remembered nor journalled as a transaction, so the terminal's repeat reaches the bank. (A
+    purchase answered 91 is final: the terminal reverses it.)"""
+    return kind in ("advice", "upload") and response.get("39") == rc.ISSUER_UNAVAILABLE
 
 
 def _format_problem(kind: str, doc: Message) -> str | None:

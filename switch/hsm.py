@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from shared import iso8583, keys, pinblock
+from shared import iso8583, keys, offline, pinblock
 from shared.cards import PAN_LENGTH_MAX, PAN_LENGTH_MIN
 from shared.keys import demo_key_hex
 
@@ -143,6 +143,20 @@ class SwitchHsm:
             return pinblock.translate(block, pan, tpk, self._zpks[bank_code]).hex().upper()
         except ValueError:
             return None
+
+    def card_list_key_check(self, bank_code: str) -> str:
+        """The check value of bank `bank_code`'s card-list key, as derived from its ZPK here: a
+        list the bank made under another key (another ZPK) must not reach the terminals."""
+        return offline.list_key_check(self._card_list_key(bank_code))
+
+    def card_list_key_for_terminal(self, tmk_lmk: str, bank_code: str) -> tuple[str, str]:
+        """(bank `bank_code`'s card-list key wrapped under the terminal's master key, its check
+        value) for field 48 of a card-list page: only that terminal can unwrap it."""
+        key = self._card_list_key(bank_code)
+        return keys.wrap(self.unwrap_stored(tmk_lmk), key), offline.list_key_check(key)
+
+    def _card_list_key(self, bank_code: str) -> bytes:
+        return offline.list_key(self._zpks[bank_code], bank_code)
 
     def key_exchange_authentic(self, message: bytes, doc: iso8583.Message, tmk_lmk: str) -> bool:
         """True when the key-exchange request carries a valid MAC under the key derived from the

@@ -1,32 +1,46 @@
-"""The switch journal: terminals and their keys, every transaction and message, SAF reversals.
+"""The switch journal: terminals and their keys, every transaction and message, SAF reversals,
+and the terminals' batches (settlement decisions and batch uploads).
 
 The journal is the switch's own database and is append-only. `record()` is the hot path (fed in
 batches by the journal writer): its statements are built once here, and a batch is written in
 one database transaction with executemany. A transaction already journalled under the same key
 (terminal, STAN, transmission date, kind) is skipped with ON CONFLICT DO NOTHING.
+
+Settlement decisions and batch uploads are written one at a time, synchronously (they are rare
+and the terminal must not hear 00 before they are stored), see `record_settlement` and
+`record_upload`; `batch_totals` sums a batch as settlement counts it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 
-from sqlalchemy import Row, bindparam, func, insert, select
+from sqlalchemy import Connection, Row, Select, bindparam, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 
 from shared.db import Database
+from shared.protocol import BatchTotals
+from shared.rc import APPROVED
 from switch import migrate
 from shared.cards import mask_pan
 from switch.hsm import PanCipher, PanHasher, PanSealError
 from switch.tables import (
     ACK,
+    ADVICE,
+    CLOSED,
     ERROR,
     OUTCOMES,
+    PURCHASE,
+    REVERSAL,
+    BatchUpload,
     MessageLog,
     SafAttempt,
     SafEntryRow,
+    Settlement,
     Terminal,
     TerminalKey,
     Transaction,
@@ -49,7 +63,7 @@ class TransactionRecord:
     mid: str
     stan: str  # 6 digits
     transmission_date: date
-    mti: str  # request MTI: "0100" | "0200" | "0220" | "0400" | "0401"
+    mti: str  # request MTI: "0100" | "0200" | "0220" | "0400" | "0401"; "0320" for an advice forwarded from a batch upload
     kind: str  # "inquiry" | "purchase" | "advice" | "reversal"
     pan_masked: str  # first 6 / last 4 (never a full PAN in the journal)
     bank_code: str | None  # issuer the request was routed to (None when refused before routing)
@@ -64,6 +78,8 @@ class TransactionRecord:
     created_at: datetime
     # Search key of the card: `SwitchHsm.pan_hash` of the full PAN (None when there was none).
     pan_hash: str | None = None
+    # The terminal's batch: field 60 of the request (None when it carried no readable one).
+    batch: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +108,42 @@ class SafEntry:
     card_readable: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class SettlementRecord:
+    """One settlement decision about a batch (see `switch.batches`)."""
+
+    tid: str
+    batch: int
+    stan: str
+    processing_code: str  # 920000 | 960000
+    terminal: BatchTotals  # as the terminal reported them in field 63
+    switch: BatchTotals  # as the journal sums the batch
+    rc: str  # 00 closed | 95 totals differ | 94 other totals for a closed batch
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRecord:
+    """A transaction of a batch as a terminal detailed it in a batch upload (0320)."""
+
+    tid: str
+    batch: int
+    stan: str
+    original_mti: str  # 0200 | 0220 | 0400
+    pan_masked: str
+    amount_idr: int
+    approval_code: str | None
+    rrn: str | None
+    transmission_date: date
+    transmitted_at: datetime
+    original_stan: str | None  # a reversal's purchase (field 90)
+    original_date: date | None
+    at: datetime
+
+
 TRANSACTION_FIELDS = tuple(f.name for f in fields(TransactionRecord))
+UPLOAD_FIELDS = tuple(f.name for f in fields(UploadRecord))
+_TOTALS_FIELDS = tuple(f.name for f in fields(BatchTotals))
 MESSAGE_FIELDS = tuple(f.name for f in fields(MessageRecord))
 TERMINAL_FIELDS = tuple(f.name for f in fields(TerminalRecord))
 
@@ -101,6 +152,9 @@ _terminals = Terminal.__table__
 _keys = TerminalKey.__table__
 _saf = SafEntryRow.__table__
 _attempts = SafAttempt.__table__
+_settlements = Settlement.__table__
+_uploads = BatchUpload.__table__
+SPENDING = (PURCHASE, ADVICE)
 
 # -- statements, built once ---------------------------------------------------------------------
 
@@ -123,6 +177,68 @@ _FIND = select(*(_transactions.c[name] for name in TRANSACTION_FIELDS)).where(
     _transactions.c.kind == bindparam("kind"),
 )
 _MAX_RRN = select(func.max(_transactions.c.rrn))
+
+# -- batches: the totals settlement compares (the definitions of switch/ops/routes/settlement.py,
+# per terminal and batch instead of per bank and day) ----------------------------------------------
+
+
+def batch_totals_queries(tids: Collection[str], batches: Collection[int]) -> tuple[Select, Select]:
+    """Two grouped queries, rows (tid, batch, count, amount), for every (terminal, batch) among
+    `tids` x `batches`: approved purchases and advices; approved reversals of those, once per
+    original and for the original's amount (the bank gives the whole purchase back)."""
+    t = _transactions
+    sales = (
+        select(t.c.tid, t.c.batch, func.count(), func.coalesce(func.sum(t.c.amount_idr), 0))
+        .where(t.c.tid.in_(tids), t.c.batch.in_(batches), t.c.kind.in_(SPENDING), t.c.rc == APPROVED)
+        .group_by(t.c.tid, t.c.batch)
+    )
+    reversal, original, earlier = (t.alias(name) for name in ("reversal", "original", "earlier"))
+    already_reversed = (
+        select(earlier.c.id)
+        .where(
+            earlier.c.original_rrn == reversal.c.original_rrn,
+            earlier.c.kind == REVERSAL,
+            earlier.c.rc == APPROVED,
+            earlier.c.id < reversal.c.id,
+        )
+        .exists()
+    )
+    reversals = (
+        select(original.c.tid, original.c.batch, func.count(), func.coalesce(func.sum(original.c.amount_idr), 0))
+        .select_from(reversal.join(original, original.c.rrn == reversal.c.original_rrn))
+        .where(
+            original.c.tid.in_(tids),
+            original.c.batch.in_(batches),
+            original.c.kind.in_(SPENDING),
+            original.c.rc == APPROVED,
+            reversal.c.kind == REVERSAL,
+            reversal.c.rc == APPROVED,
+            ~already_reversed,
+        )
+        .group_by(original.c.tid, original.c.batch)
+    )
+    return sales, reversals
+
+
+def batch_totals_of(conn: Connection, tids: Collection[str], batches: Collection[int]) -> dict[tuple[str, int], BatchTotals]:
+    """Settlement totals of every (terminal, batch) among `tids` x `batches` that has any."""
+    sales, reversals = batch_totals_queries(tids, batches)
+    sums: dict[tuple[str, int], list[int]] = {}
+    for offset, query in ((0, sales), (2, reversals)):
+        for tid, batch, count, amount in conn.execute(query):
+            sums.setdefault((tid, batch), [0, 0, 0, 0])[offset : offset + 2] = [int(count), int(amount)]
+    return {pair: BatchTotals(*values) for pair, values in sums.items()}
+
+
+_CLOSING = select(_settlements).where(
+    _settlements.c.tid == bindparam("tid"), _settlements.c.batch == bindparam("batch"), _settlements.c.rc == CLOSED
+)
+_LAST_CLOSED = select(func.max(_settlements.c.batch)).where(_settlements.c.tid == bindparam("tid"), _settlements.c.rc == CLOSED)
+_INSERT_SETTLEMENT = insert(_settlements)
+_INSERT_UPLOAD = {
+    "postgresql": postgresql_insert(_uploads).on_conflict_do_nothing().returning(_uploads.c.id),
+    "sqlite": sqlite_insert(_uploads).on_conflict_do_nothing().returning(_uploads.c.id),
+}
 
 _TERMINAL_COLUMNS = tuple(_terminals.c[name] for name in TERMINAL_FIELDS)
 _TERMINAL = select(*_TERMINAL_COLUMNS).where(_terminals.c.tid == bindparam("tid"))
@@ -172,6 +288,17 @@ _PENDING_SAF = (
 )
 
 
+def totals_of(row: Row, side: str) -> BatchTotals:
+    """The terminal's or the switch's totals (`side`) of a `settlements` row."""
+    return BatchTotals(*(int(getattr(row, f"{side}_{name}")) for name in _TOTALS_FIELDS))
+
+
+def settlement_from_row(row: Row) -> SettlementRecord:
+    return SettlementRecord(
+        row.tid, row.batch, row.stan, row.processing_code, totals_of(row, "terminal"), totals_of(row, "switch"), row.rc, row.at
+    )
+
+
 def transaction_from_row(row: Row) -> TransactionRecord:
     mapping = row._mapping
     return TransactionRecord(**{name: mapping[name] for name in TRANSACTION_FIELDS})
@@ -213,6 +340,7 @@ class Journal:
         self.pan_hash = pan_hash or PanHasher()
         self.pan_cipher = pan_cipher or PanCipher()
         self._insert_transactions = _INSERT_TRANSACTIONS[db.dialect]
+        self._insert_upload = _INSERT_UPLOAD[db.dialect]
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (Alembic upgrade head); card numbers found in
@@ -304,3 +432,49 @@ class Journal:
         with self.db.begin() as conn:
             conn.execute(_INSERT_ATTEMPT, {"saf_id": saf_id, "outcome": outcome, "detail": detail, "at": at})
 
+
+    # -- batches ----------------------------------------------------------------------------------
+
+    def batch_totals(self, tid: str, batch: int) -> BatchTotals:
+        """What the journal holds for (terminal, batch), counted as settlement counts."""
+        with self.db.read() as conn:
+            return batch_totals_of(conn, [tid], [batch]).get((tid, batch), BatchTotals())
+
+    def closing_settlement(self, tid: str, batch: int) -> SettlementRecord | None:
+        """The settlement that closed (terminal, batch), or None while it is open."""
+        with self.db.read() as conn:
+            row = conn.execute(_CLOSING, {"tid": tid, "batch": batch}).one_or_none()
+        return settlement_from_row(row) if row is not None else None
+
+    def last_closed_batch(self, tid: str) -> int | None:
+        """The highest batch number of the terminal that is closed, None when none is."""
+        with self.db.read() as conn:
+            return conn.execute(_LAST_CLOSED, {"tid": tid}).scalar_one()
+
+    def record_settlement(self, record: SettlementRecord) -> bool:
+        """Append a settlement decision; False (nothing written) when it would close a batch
+        that another settlement closed already."""
+        row = {
+            "tid": record.tid,
+            "batch": record.batch,
+            "stan": record.stan,
+            "processing_code": record.processing_code,
+            "rc": record.rc,
+            "at": record.at,
+            **{f"terminal_{name}": getattr(record.terminal, name) for name in _TOTALS_FIELDS},
+            **{f"switch_{name}": getattr(record.switch, name) for name in _TOTALS_FIELDS},
+        }
+        try:
+            with self.db.begin() as conn:
+                conn.execute(_INSERT_SETTLEMENT, row)
+        except IntegrityError:
+            if record.rc != CLOSED:
+                raise
+            return False
+        return True
+
+    def record_upload(self, record: UploadRecord) -> bool:
+        """Append a detailed transaction; False when the same one was recorded already."""
+        with self.db.begin() as conn:
+            inserted = conn.execute(self._insert_upload, {n: getattr(record, n) for n in UPLOAD_FIELDS}).scalar_one_or_none()
+        return inserted is not None

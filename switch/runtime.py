@@ -15,6 +15,8 @@ from shared.db import Database, sqlite_url
 from shared.keys import demo_terminal_master_key_hex
 
 from switch.bank_client import BankClient
+from switch.batches import Batches
+from switch.card_list import card_list_pages
 from switch.core import SwitchCore
 from switch.hsm import SwitchHsm
 from switch.journal import Journal, TerminalRecord
@@ -121,7 +123,7 @@ class SwitchRuntime:
             for tid, (tpk, tak) in self.journal.latest_working_keys().items()
         }
         last = self.journal.max_rrn()
-        return SwitchCore(
+        core = SwitchCore(
             hsm=self.hsm,
             banks=self.banks,
             terminals=self.journal.terminals(),
@@ -132,7 +134,10 @@ class SwitchRuntime:
             persist_keys=self._persist_keys,
             enqueue_saf=self.saf.enqueue,
             duplicates_max=self.settings.duplicates_remembered_max,
+            batches=Batches(self.journal, self.now),  # 0500 settlement and 0320 batch upload
+            card_lists=card_list_pages(self.hsm, self.banks, self.settings),  # 0800/360: offline card list pages
         )
+        return core
 
     async def _persist_keys(self, tid: str, tpk_lmk: str, tak_lmk: str) -> None:
         await asyncio.to_thread(self.journal.append_working_keys, tid, tpk_lmk, tak_lmk, self.now())
@@ -140,7 +145,7 @@ class SwitchRuntime:
     async def _start_ops_api(self) -> None:
         from switch.ops.app import create_ops_app
 
-        app = create_ops_app(self.journal, self.live_stats)
+        app = create_ops_app(self.journal, self.live_stats, banks=self.banks)
         app.state.demo_keys = bool(self.demo_keys)
         # log_config=None: uvicorn's own records go through the process's logging (rotating
         # file, rate limit; see shared.logs); no access log (URLs can carry search terms).

@@ -38,6 +38,9 @@ class SwitchSettings(BaseSettings):
     journal_batch_max: int = 500
     saf_interval_ms: int = 500
     saf_batch_max: int = 50
+    card_list_ttl_ms: int = 60_000  # a bank's offline card list is fetched again after this
+    card_list_timeout_ms: int = 10_000  # the wait for a bank's card list
+    card_list_download_max_ms: int = 900_000  # a terminal's paged download keeps one list version this long
     lmk_hex: str | None = None  # local master key wrapping the terminals' keys at rest
     zpk_hex: dict[str, str] = Field(default_factory=dict)  # per bank; default: the banks' demo ZPKs
     tmk_hex: dict[str, str] = Field(default_factory=dict)  # per terminal id; default: its demo TMK

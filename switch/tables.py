@@ -3,11 +3,16 @@
 - `terminals` are the EDCs the switch knows, with their master key wrapped under the LMK;
   `terminal_keys` holds every working-key exchange (the newest row of a terminal wins).
 - `transactions` holds one row per financial request (key: terminal, STAN, date, kind) with the
-  answer it got, for duplicate replay, operations queries and settlement totals.
+  answer it got and the terminal's batch, for duplicate replay, operations queries and
+  settlement totals.
 - `messages` is the message trail (terminal and bank legs), already masked by the caller.
 - `saf_entries` are reversals to store and forward to a bank; `saf_attempts` records each try
   (an entry is pending until it has an 'ack' attempt). The card number of a reversal rests only
   sealed (AES-GCM under the PAN key, `pan_sealed`); its `body` holds it masked.
+- `settlements` holds every settlement (0500) decision about a terminal's batch: the closing
+  one (rc 00, at most one per batch), attempts whose totals differed (95) and claims of other
+  totals for a closed batch (94), each with the terminal's and the switch's totals.
+- `batch_uploads` holds the transactions a terminal detailed in batch uploads (0320), once each.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -95,6 +101,7 @@ class Transaction(Base):
         CheckConstraint(_in("kind", KINDS), name="kind"),
         CheckConstraint("amount_idr >= 0", name="amount_not_negative"),
         Index("ix_transactions_settlement", "transmission_date", "bank_code"),
+        Index("ix_transactions_batch", "tid", "batch"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -119,6 +126,8 @@ class Transaction(Base):
     original_rrn: Mapped[str | None] = mapped_column(String(12), index=True)  # a reversal's purchase
     bank_latency_ms: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    # The terminal's batch (field 60 of the request); NULL when it carried none (migration 0004).
+    batch: Mapped[int | None] = mapped_column(Integer)
 
 
 class MessageLog(Base):
@@ -164,4 +173,78 @@ class SafAttempt(Base):
     saf_id: Mapped[int] = mapped_column(ForeignKey("saf_entries.id"))
     outcome: Mapped[str] = mapped_column(String(5))
     detail: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime)
+
+
+# Settlement decisions recorded in `settlements`
+CLOSED = "00"
+TOTALS_DIFFER = "95"
+OTHER_TOTALS = "94"
+SETTLEMENT_RCS = (CLOSED, TOTALS_DIFFER, OTHER_TOTALS)
+
+# Original MTIs a batch upload details
+UPLOADED_MTIS = ("0200", "0220", "0400")
+
+
+class Settlement(Base):
+    """One settlement decision about (terminal, batch), with both sides' totals."""
+
+    __tablename__ = "settlements"
+    __table_args__ = (
+        CheckConstraint(_in("rc", SETTLEMENT_RCS), name="rc"),
+        Index("ix_settlements_batch", "tid", "batch"),
+        Index("ix_settlements_at", "at"),
+        # A batch closes once: a repeat of the closing settlement is answered, not recorded.
+        Index(
+            "uq_settlements_closed",
+            "tid",
+            "batch",
+            unique=True,
+            sqlite_where=text("rc = '00'"),
+            postgresql_where=text("rc = '00'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    tid: Mapped[str] = mapped_column(String(8))
+    batch: Mapped[int] = mapped_column(Integer)
+    stan: Mapped[str] = mapped_column(String(6))
+    processing_code: Mapped[str] = mapped_column(String(6))  # 920000 | 960000
+    terminal_purchase_count: Mapped[int] = mapped_column(Integer)
+    terminal_purchase_amount_idr: Mapped[int] = mapped_column(BigInteger)
+    terminal_reversal_count: Mapped[int] = mapped_column(Integer)
+    terminal_reversal_amount_idr: Mapped[int] = mapped_column(BigInteger)
+    switch_purchase_count: Mapped[int] = mapped_column(Integer)
+    switch_purchase_amount_idr: Mapped[int] = mapped_column(BigInteger)
+    switch_reversal_count: Mapped[int] = mapped_column(Integer)
+    switch_reversal_amount_idr: Mapped[int] = mapped_column(BigInteger)
+    rc: Mapped[str] = mapped_column(String(2))
+    at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class BatchUpload(Base):
+    """A transaction of a batch as the terminal detailed it in a 0320 (recorded once)."""
+
+    __tablename__ = "batch_uploads"
+    __table_args__ = (
+        UniqueConstraint("tid", "batch", "original_mti", "stan", "transmission_date", name="uq_batch_uploads_key"),
+        CheckConstraint(_in("original_mti", UPLOADED_MTIS), name="original_mti"),
+        CheckConstraint("amount_idr >= 0", name="amount_not_negative"),
+        Index("ix_batch_uploads_day", "transmission_date", "tid"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    tid: Mapped[str] = mapped_column(String(8))
+    batch: Mapped[int] = mapped_column(Integer)
+    stan: Mapped[str] = mapped_column(String(6))
+    original_mti: Mapped[str] = mapped_column(String(4))  # 0200 | 0220 | 0400 (field 62)
+    pan_masked: Mapped[str] = mapped_column(String(19))
+    amount_idr: Mapped[int] = mapped_column(BigInteger)
+    approval_code: Mapped[str | None] = mapped_column(String(6))  # field 38
+    rrn: Mapped[str | None] = mapped_column(String(12))  # field 37: absent for an offline sale
+    transmission_date: Mapped[date] = mapped_column(Date)  # of field 7
+    transmitted_at: Mapped[datetime] = mapped_column(DateTime)  # field 7 with its year
+    # For a reversal: the purchase it reverses (field 90), else NULL.
+    original_stan: Mapped[str | None] = mapped_column(String(6))
+    original_date: Mapped[date | None] = mapped_column(Date)
     at: Mapped[datetime] = mapped_column(DateTime)

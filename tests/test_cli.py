@@ -137,3 +137,47 @@ def test_report_after_a_disbursement_shows_the_funds_per_province(tmp_path: Path
     as_json = json_out(sembako("bank", "report", "--period", "2026-11", "--format", "json", "--data-dir", tmp_path))
     assert as_json["totals"]["funds_disbursed_idr"] == eligible_kpm(30) * 150_000
     assert_refused_plainly(sembako("bank", "report", "--period", "2026-13", "--data-dir", tmp_path), "YYYY-MM")
+
+
+# -- sembako reconcile ---------------------------------------------------------------------------
+
+
+def test_reconcile_reads_a_journal_at_rest_and_reports_banks_it_cannot_reach(tmp_path: Path) -> None:
+    """A journal with one settled batch; the bank's URL answers nothing: the report still comes,
+    the bank's side of its lines "unavailable"."""
+    from datetime import datetime
+
+    from shared.protocol import BatchTotals
+    from switch.journal import SettlementRecord
+    from tests.switch.test_journal import DAY, open_journal, transaction
+
+    journal = open_journal({"data_dir": tmp_path})
+    journal.record([transaction("000000000001", "000001", batch=1), transaction("000000000002", "000002", batch=1, rc="51")], [])
+    totals = BatchTotals(1, 25_000)
+    journal.record_settlement(SettlementRecord("BNI00001", 1, "000003", "920000", totals, totals, "00", datetime(2026, 11, 3, 21, 0)))
+    journal.db.dispose()
+    env = {**ENV, "SEMBAKO_SWITCH_BANK_URLS": '{"bni": "http://127.0.0.1:9"}'}
+    args = ["reconcile", "--date", DAY.isoformat(), "--data-dir", str(tmp_path)]
+
+    text = CliRunner().invoke(app, args, env=env)
+    assert text.exit_code == 0, (text.output, text.exception)
+    assert "bank bni: UNAVAILABLE" in text.stdout
+    assert "BNI00001: 2 lines, 2 matched" in text.stdout  # the batch closed on equal totals; no bank to disagree
+    assert "batch 000001 closed (920000:00), 0 uploaded" in text.stdout
+    report = json.loads(CliRunner().invoke(app, [*args, "--json"], env=env).stdout)
+    assert {line["bank_side"] for line in report["terminals"][0]["lines"]} == {"unavailable"}
+    assert {line["terminal"] for line in report["terminals"][0]["lines"]} == {"settled"}
+    csv_text = CliRunner().invoke(app, [*args, "--csv"], env=env).stdout
+    assert csv_text.splitlines()[0].startswith("record,tid,batch") and ",unavailable," in csv_text
+
+
+def test_reconcile_refuses_plainly(tmp_path: Path) -> None:
+    assert_refused_plainly(sembako("reconcile", "--date", "2026-13-01", "--data-dir", tmp_path), "must be a date YYYY-MM-DD")
+    assert_refused_plainly(sembako("reconcile", "--date", "2026-11-03", "--data-dir", tmp_path), "no switch journal in")
+    assert_refused_plainly(
+        sembako("reconcile", "--date", "2026-11-03", "--ops", "http://127.0.0.1:9"), "cannot reach the switch ops API at http://127.0.0.1:9"
+    )
+    assert_refused_plainly(
+        sembako("reconcile", "--date", "2026-11-03", "--ops", "http://127.0.0.1:9", "--data-dir", tmp_path), "either --ops or --data-dir"
+    )
+    assert not list(tmp_path.glob("*.sqlite3"))  # nothing was created for a mistake

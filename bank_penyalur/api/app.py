@@ -23,7 +23,9 @@ from bank_penyalur.api.routes import (
     health,
     kpm,
     merchants,
+    offline,
     ops,
+    postings,
     reports,
 )
 from bank_penyalur.lifecycle import TransitionError
@@ -49,7 +51,7 @@ def create_app(runtime: BankRuntime) -> FastAPI:
         version="0.1.0",
     )
     app.state.runtime = runtime
-    for module in (health, authorisations, kpm, merchants, cards, ops, disbursements, reports):
+    for module in (health, authorisations, kpm, merchants, cards, ops, disbursements, reports, offline, postings):
         app.include_router(module.router, responses=error_responses(503))  # the database is away
     _add_error_handlers(app)
     settings = runtime.settings

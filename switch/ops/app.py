@@ -14,8 +14,9 @@ from fastapi import FastAPI
 
 from shared.http import DEFAULT_BODY_MAX_BYTES, BodySizeLimit, add_error_handlers
 
+from switch.bank_client import BankClient
 from switch.journal import Journal
-from switch.ops.routes import health, saf, settlement, stats, transactions
+from switch.ops.routes import health, reconciliation, saf, settlement, stats, transactions
 
 log = logging.getLogger("switch.ops")
 
@@ -23,18 +24,24 @@ BODY_MAX_BYTES = DEFAULT_BODY_MAX_BYTES
 
 
 def create_ops_app(
-    journal: Journal, stats_provider: Callable[[], dict] | None = None, body_max_bytes: int = BODY_MAX_BYTES
+    journal: Journal,
+    stats_provider: Callable[[], dict] | None = None,
+    body_max_bytes: int = BODY_MAX_BYTES,
+    banks: BankClient | None = None,
 ) -> FastAPI:
+    """The ops API on `journal`; `banks` (the switch's bank client) lets reconciliation ask the
+    banks for their postings (without it, every bank is reported as not configured)."""
     app = FastAPI(
         title="Switch Sembako — operations",
-        description="Journal, message trails, store-and-forward reversals, bank statistics and "
-        "settlement totals of the Program Sembako switch, for bank operations staff.",
+        description="Journal, message trails, store-and-forward reversals, bank statistics, "
+        "settlement totals and reconciliation of the Program Sembako switch, for bank operations staff.",
         version="0.1.0",
         docs_url="/docs",
     )
     app.state.journal = journal
     app.state.stats_provider = stats_provider
-    for module in (health, transactions, saf, stats, settlement):
+    app.state.banks = banks
+    for module in (health, transactions, saf, stats, settlement, reconciliation):
         app.include_router(module.router)
     # Without "input" in 422 answers: a rejected parameter may be a card number typed in the
     # wrong box, or a number JSON cannot carry.

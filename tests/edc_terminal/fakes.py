@@ -4,7 +4,14 @@ The fake switch speaks the real protocol (shared.protocol, shared.iso8583): sign
 exchange with fresh keys wrapped under each demo terminal's master key, echo, inquiry, purchase
 and reversal against an in-memory balance per card. It checks every MAC and deciphers every PIN
 block, and it can stay silent, answer late, answer with a broken MAC or drop the connection.
-It runs its own event loop in a thread so that synchronous code (CliRunner) can call it.
+It runs its own event loop in a thread so that synchronous code (CliRunner) can call it;
+`answer_now` answers one encoded request in the caller's thread (no network at all).
+
+It also serves the offline card list (0800 code 360: `offline_cards` PAN -> NIK, `hot_pans`,
+`offline_limit_idr`, pages of `refs_per_page`), takes offline advices (0220, idempotent per
+terminal, STAN and field 7; `advice_rcs` answers chosen STANs otherwise), batch uploads (0320)
+and settlements (0500: its own totals of the batch from what it approved; 95 with its totals
+when they differ, or once for each batch in `force_95_batches`; 960000 closes).
 """
 
 from __future__ import annotations
@@ -12,13 +19,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from edc_terminal.batchjob import BatchJob, JobResult
+from edc_terminal.core import Command, EdcCore, Finished, Outcome, Reject, Send
+
 from shared import keys as keylib
-from shared import pinblock, protocol
+from shared import offline, pinblock, protocol
 from shared.banks import demo_terminal
 from shared.iso8583 import Message, decode, encode, encode_with_mac, frame, mac_valid, read_frame, split_frame
+
+FAKE_LIST_KEY = offline.list_key(bytes.fromhex(keylib.demo_key_hex("bni", "zpk")), "bni")
 
 BUSINESS_START = datetime(2026, 11, 3, 9, 0, 0)
 
@@ -49,6 +62,8 @@ class Journal:
     amount: int
     approved: bool
     reversed: bool = False
+    batch: int = 0
+    advice: bool = False
 
 
 @dataclass
@@ -67,6 +82,21 @@ class FakeSwitch:
     mac_failures: int = 0
     pin_failures: int = 0
     port: int = 0
+    received_raw: list[bytes] = field(default_factory=list)
+    # offline card list (0800 code 360)
+    offline_cards: dict[str, str] = field(default_factory=dict)  # PAN -> NIK of the holder
+    hot_pans: set[str] = field(default_factory=set)
+    offline_limit_idr: int = 150_000
+    refs_per_page: int = offline.REFS_PER_PAGE_MAX
+    list_key: bytes = FAKE_LIST_KEY
+    card_list_rc: str | None = None  # answer every page with this RC instead
+    list_key_wrapped_under: bytes | None = None  # wrap the list key under this key, not the TMK
+    # advices, uploads, settlement
+    advice_rcs: dict[str, str] = field(default_factory=dict)  # STAN -> RC of its 0220
+    advice_answers: dict[tuple[str, str, str], Message] = field(default_factory=dict)
+    uploads: list[Message] = field(default_factory=list)
+    force_95_batches: set[int] = field(default_factory=set)
+    closed_batches: dict[tuple[str, int], str] = field(default_factory=dict)  # -> totals field
     _journal: dict[tuple[str, str], Journal] = field(default_factory=dict)
     _rrn: int = 0
 
@@ -108,6 +138,7 @@ class FakeSwitch:
                 tpdu, raw = split_frame(body)
                 message = decode(raw)
                 self.received.append(message)
+                self.received_raw.append(raw)
                 if message.get("11") in self.drop_on_stans:
                     return
                 answer = self._answer(message, raw)
@@ -125,6 +156,13 @@ class FakeSwitch:
             writer.write(data)
             await writer.drain()
 
+    def answer_now(self, data: bytes) -> bytes | None:
+        """Process one encoded request here and now: its encoded answer, or None (silent, lost)."""
+        message = decode(data)
+        self.received.append(message)
+        self.received_raw.append(data)
+        return self._answer(message, data)
+
     # -- processing ------------------------------------------------------------------------------
 
     def _answer(self, message: Message, raw: bytes) -> bytes | None:
@@ -132,15 +170,25 @@ class FakeSwitch:
         if mti in self.lost_mtis:
             return None
         if mti == "0800":
-            silent = mti in self.silent_mtis or message["11"] in self.silent_stans
-            return None if silent else encode(self._network(message, raw))
+            if mti in self.silent_mtis or message["11"] in self.silent_stans:
+                return None
+            answer = self._network(message, raw)
+            return answer if isinstance(answer, bytes) else encode(answer)
         keys = self.keys.get(message.get("41", ""))
         if keys is None:
             return encode(protocol.response(message, "58"))
         if not mac_valid(raw, message, keys.tak):
             self.mac_failures += 1
             return encode_with_mac(protocol.response(message, "12"), keys.tak)
-        handler = {"0100": self._inquiry, "0200": self._purchase, "0400": self._reversal, "0401": self._reversal}[mti]
+        handler = {
+            "0100": self._inquiry,
+            "0200": self._purchase,
+            "0220": self._advice,
+            "0320": self._upload,
+            "0400": self._reversal,
+            "0401": self._reversal,
+            "0500": self._settlement,
+        }[mti]
         response = handler(message, keys)
         if mti in self.silent_mtis or message["11"] in self.silent_stans:
             return None
@@ -149,13 +197,15 @@ class FakeSwitch:
             data = data[:-1] + bytes([data[-1] ^ 0xFF])
         return data
 
-    def _network(self, message: Message, raw: bytes) -> Message:
+    def _network(self, message: Message, raw: bytes) -> Message | bytes:
         tid = message["41"]
         if demo_terminal(tid) is None or tid in self.unknown_tids:
             return protocol.response(message, "58")
         if message["70"] == "001":
             self.challenges[tid] = protocol.new_challenge()
             return protocol.response(message, "00", **{"48": self.challenges[tid]})
+        if message["70"] == "360":
+            return self._card_list_page(message, raw)
         if message["70"] != "101":
             return protocol.response(message, "00")
         tmk = bytes.fromhex(keylib.demo_terminal_master_key_hex(tid))
@@ -195,7 +245,7 @@ class FakeSwitch:
         if account is not None and amount > account.balance:
             account, rc = None, "51"
         approved = account is not None
-        self._journal[(message["41"], message["11"])] = Journal(message["2"], amount, approved)
+        self._journal[(message["41"], message["11"])] = Journal(message["2"], amount, approved, batch=int(message["60"]))
         if account is None:
             return protocol.response(message, rc or "96", **{"37": self._next_rrn()})
         account.balance -= amount
@@ -209,3 +259,117 @@ class FakeSwitch:
             entry.reversed = True
             self.accounts[entry.pan].balance += entry.amount
         return protocol.response(message, "00", **{"37": self._next_rrn()})
+
+    # -- offline card list, advices, uploads, settlement --------------------------------------------
+
+    def _card_list_page(self, message: Message, raw: bytes) -> Message | bytes:
+        keys = self.keys.get(message["41"])
+        if keys is None:
+            return protocol.response(message, "58")
+        if not mac_valid(raw, message, keys.tak):
+            return protocol.response(message, "63")
+        rc, fields = self._page(message)
+        return encode_with_mac(protocol.response(message, rc, **fields), keys.tak)  # type: ignore[return-value]
+
+    def _page(self, message: Message) -> tuple[str, dict[str, str]]:
+        if self.card_list_rc is not None:
+            return self.card_list_rc, {}
+        page = offline.parse_page_field(message["60"])
+        hot = sorted({offline.hot_ref(self.list_key, pan) for pan in self.hot_pans})
+        ids = sorted({offline.id_ref(self.list_key, pan, nik) for pan, nik in self.offline_cards.items()})
+        per = self.refs_per_page
+        pages = max(1, -(-len(hot) // per), -(-len(ids) // per))
+        if page > pages:
+            return "12", {}
+        tmk = self.list_key_wrapped_under or bytes.fromhex(keylib.demo_terminal_master_key_hex(message["41"]))
+        header = offline.ListHeader(
+            keylib.wrap(tmk, self.list_key), offline.list_key_check(self.list_key), self.offline_limit_idr, pages
+        )
+        chunk = slice((page - 1) * per, page * per)
+        fields = {"48": offline.list_header_field(header), "61": "".join(hot[chunk]), "62": "".join(ids[chunk])}
+        return "00", {k: v for k, v in fields.items() if v}
+
+    def _advice(self, message: Message, keys: Keys) -> Message:
+        key = (message["41"], message["11"], message["7"])
+        if key in self.advice_answers:  # a repeat: the same answer
+            return self.advice_answers[key]
+        rc = self.advice_rcs.get(message["11"], "00")
+        amount = protocol.amount_idr(message)
+        self._journal[(message["41"], message["11"])] = Journal(
+            message["2"], amount, rc == "00", batch=int(message["60"]), advice=True
+        )
+        account = self.accounts.get(message["2"])
+        if rc == "00" and account is not None:
+            account.balance -= amount
+        answer = protocol.response(message, rc, **{"37": self._next_rrn(), "38": message["38"]})
+        if rc not in ("91", "96", "30"):
+            self.advice_answers[key] = answer
+        return answer
+
+    def _upload(self, message: Message, keys: Keys) -> Message:
+        self.uploads.append(message)
+        return protocol.response(message, "00")
+
+    def batch_totals(self, tid: str, batch: int) -> protocol.BatchTotals:
+        """What this switch approved in a terminal's batch (as the real switch sums it)."""
+        entries = [j for (t, _), j in self._journal.items() if t == tid and j.batch == batch and j.approved]
+        voided = [j for j in entries if j.reversed and not j.advice]
+        return protocol.BatchTotals(
+            len(entries), sum(j.amount for j in entries), len(voided), sum(j.amount for j in voided)
+        )
+
+    def _settlement(self, message: Message, keys: Keys) -> Message:
+        tid, batch = message["41"], int(message["60"])
+        ours = protocol.totals_field(self.batch_totals(tid, batch))
+        closed = self.closed_batches.get((tid, batch))
+        if closed is not None:
+            return protocol.response(message, "00" if closed == message["63"] else "94")
+        if message["3"] == protocol.PROCESSING_SETTLEMENT_AFTER_UPLOAD:
+            self.closed_batches[(tid, batch)] = message["63"]
+            return protocol.response(message, "00")
+        if message["63"] != ours or batch in self.force_95_batches:
+            self.force_95_batches.discard(batch)
+            return protocol.response(message, "95", **{"63": ours})
+        self.closed_batches[(tid, batch)] = message["63"]
+        return protocol.response(message, "00")
+
+
+# -- driving the core against the fake in one thread (no network) ---------------------------------
+
+
+def drive_sync(
+    core: EdcCore, commands: list[Command], switch: FakeSwitch, tamper: Callable[[bytes], bytes] | None = None
+) -> Outcome:
+    """Run a flow of the core to its end, each Send answered at once by `switch.answer_now`
+    (no answer: a timeout). `tamper` may change each answer's bytes. Returns the outcome."""
+    for _ in range(1_000):
+        if finished := [c for c in commands if isinstance(c, Finished)]:
+            return finished[0].outcome
+        if rejected := [c for c in commands if isinstance(c, Reject)]:
+            raise AssertionError(f"refused: {rejected[0].reason}")
+        send = next(c for c in commands if isinstance(c, Send))
+        raw = switch.answer_now(send.data)
+        if raw is not None and tamper is not None:
+            raw = tamper(raw)
+        commands = core.on_timeout(send.stan) if raw is None else core.on_response(decode(raw), raw)
+    raise AssertionError("the flow did not end")
+
+
+def run_job_sync(job: BatchJob, switch: FakeSwitch, window: int = 32, reverse: bool = True) -> JobResult:
+    """Run a job to its end: each round sends up to `window` messages, the fake processes them
+    in order, and the answers come back in reverse order (`reverse`), as pipelining allows."""
+    for _ in range(100_000):
+        if job.done:
+            break
+        sends = job.poll(window)
+        assert sends, f"the job is stuck in phase {job.phase}"
+        assert len(sends) <= window
+        answers = [(send, switch.answer_now(send.data)) for send in sends]
+        for send, raw in reversed(answers) if reverse else answers:
+            if raw is None:
+                job.on_timeout(send)
+            else:
+                job.on_response(decode(raw), raw)
+    assert job.result is not None
+    return job.result
+

@@ -45,7 +45,8 @@ def switch_arg(switch: FakeSwitch) -> tuple[str, str]:
 def test_signon_stores_the_switch_keys_wrapped(fake_switch: FakeSwitch, tmp_path: Path) -> None:
     result = headless(fake_switch, tmp_path, "signon")
     assert (result["rc"], result["rc_text"], result["tid"]) == ("00", "Transaksi berhasil", TID)
-    assert [(m["t"], m["70"]) for m in fake_switch.received] == [("0800", "001"), ("0800", "101")]
+    # sign-on, key exchange, then the offline card list (one page: the fake's list is empty)
+    assert [(m["t"], m["70"]) for m in fake_switch.received] == [("0800", "001"), ("0800", "101"), ("0800", "360")]
     stored = TerminalStore(tmp_path, TID).load()
     tmk = bytes.fromhex(keylib.demo_terminal_master_key_hex(TID))
     assert keylib.unwrap(tmk, stored.keys.tpk) == fake_switch.keys[TID].tpk
@@ -62,16 +63,16 @@ def test_unknown_terminal_gets_58_and_sends_nothing_else(fake_switch: FakeSwitch
 def test_echo_signs_on_first_when_there_are_no_keys(fake_switch: FakeSwitch, tmp_path: Path) -> None:
     assert headless(fake_switch, tmp_path, "echo")["rc"] == "00"
     assert headless(fake_switch, tmp_path, "echo")["rc"] == "00"
-    assert [m["70"] for m in fake_switch.received] == ["001", "101", "301", "301"]
+    assert [m["70"] for m in fake_switch.received] == ["001", "101", "360", "301", "301"]
 
 
 def test_cek_then_bayar_then_reversal(fake_switch: FakeSwitch, tmp_path: Path) -> None:
     cek = headless(fake_switch, tmp_path, "cek", pan=PAN, pin=PIN)
-    assert (cek["rc"], cek["balance"], cek["stan"]) == ("00", START_BALANCE, "000003")
+    assert (cek["rc"], cek["balance"], cek["stan"]) == ("00", START_BALANCE, "000004")  # after sign-on, keys, card list
     assert "CEK SALDO" in cek["receipt"] and "Rp150.000" in cek["receipt"] and PAN not in cek["receipt"]
 
     bayar = headless(fake_switch, tmp_path, "bayar", pan=PAN, pin=PIN, amount_idr=40_000)
-    assert (bayar["rc"], bayar["amount"], bayar["balance"], bayar["stan"]) == ("00", 40_000, 110_000, "000004")
+    assert (bayar["rc"], bayar["amount"], bayar["balance"], bayar["stan"]) == ("00", 40_000, 110_000, "000005")
     assert bayar["rrn"] and bayar["approval_code"] and "Rp110.000" in bayar["receipt"]
     assert fake_switch.accounts[PAN].balance == 110_000
 
@@ -79,7 +80,7 @@ def test_cek_then_bayar_then_reversal(fake_switch: FakeSwitch, tmp_path: Path) -
     assert (void["rc"], void["amount"], void["approval_code"]) == ("00", 40_000, bayar["approval_code"])
     assert "PEMBATALAN" in void["receipt"]
     assert fake_switch.accounts[PAN].balance == START_BALANCE
-    assert fake_switch.mtis() == ["0800", "0800", "0100", "0200", "0400"]
+    assert fake_switch.mtis() == ["0800", "0800", "0800", "0100", "0200", "0400"]
     assert fake_switch.mac_failures == 0
 
     with pytest.raises(InputError, match="Tidak ada transaksi pembelian"):
@@ -210,7 +211,7 @@ def test_cli_trace_prints_the_exchanges_to_stderr_masked(fake_switch: FakeSwitch
     assert result.exit_code == 0, result.output
     assert "PEMBELIAN SEMBAKO" in result.stdout and "Permintaan" not in result.stdout
     headers = [line for line in result.stderr.splitlines() if "STAN" in line and "->" in line]
-    expected = [["sign-on", "0800 -> 0810"], ["tukar kunci", "0800 -> 0810"], ["bayar", "0200 -> 0210"]]
+    expected = [["sign-on", "0800 -> 0810"], ["tukar kunci", "0800 -> 0810"], ["daftar kartu", "0800 -> 0810"], ["bayar", "0200 -> 0210"]]
     assert [h.split("  ")[1:3] for h in headers] == expected
     assert "STAN 000003  RC 00" in headers[2] and headers[2].endswith("dijawab")
     assert "Primary account number" in result.stderr and "Personal identification number data" in result.stderr

@@ -258,12 +258,13 @@ def test_run_records_answers_and_a_timeout(fake_switch: FakeSwitch, tmp_path: Pa
     assert rows == [
         ("sign-on", "0800", "0810", "00", STATUS_ANSWERED),
         ("tukar kunci", "0800", "0810", "00", STATUS_ANSWERED),
+        ("daftar kartu", "0800", "0810", "00", STATUS_ANSWERED),  # sign-on also loads the offline card list (360)
         ("bayar", "0200", None, None, STATUS_TIMEOUT),
         ("pembatalan", "0400", "0410", "00", STATUS_ANSWERED),
     ]
     answered = [e for e in inspector.exchanges if e.status == STATUS_ANSWERED]
     assert all(e.rtt_ms is not None and 0 <= e.rtt_ms < TIMEOUT_MS for e in answered)
-    assert inspector.exchanges[2].rtt_ms is None
+    assert inspector.exchanges[3].rtt_ms is None
 
 
 def test_run_records_a_lost_connection_and_traces_it(fake_switch: FakeSwitch, tmp_path: Path) -> None:

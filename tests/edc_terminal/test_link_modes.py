@@ -34,7 +34,7 @@ def test_cek_over_vsat_takes_its_round_trips_and_says_so(fake_switch: FakeSwitch
     ), 60))  # fmt: skip
     assert (result["rc"], result["balance"], result["link"]) == ("00", START_BALANCE, "VSAT ~600 ms")
     rtts = [e.rtt_ms for e in inspector.exchanges]
-    assert len(rtts) == 3 and all(rtt is not None and rtt >= 400 for rtt in rtts), rtts  # sign-on, keys, cek
+    assert len(rtts) == 4 and all(rtt is not None and rtt >= 400 for rtt in rtts), rtts  # sign-on, keys, card list, cek
 
 
 def test_offline_there_is_no_link_and_nothing_is_answered(fake_switch: FakeSwitch, tmp_path: Path) -> None:
@@ -50,3 +50,17 @@ async def test_the_status_line_shows_the_link_and_its_state(fake_switch: FakeSwi
         await settle(pilot, app.terminal)
         assert app.terminal.core.has_keys
         assert "| VSAT ~600 ms: ONLINE |" in app.terminal.status().line()
+
+
+def test_each_profile_waits_longer_by_what_its_link_adds() -> None:
+    from edc_terminal.core import CoreConfig
+    from edc_terminal.linking import core_config
+    from linksim import ONLINE
+
+    base = CoreConfig(30_000, 15_000, 15_000)
+    direct, online, vsat = core_config(None, base), core_config(ONLINE, base), core_config(VSAT, base)
+    assert direct == base and core_config(OFFLINE, base) == base
+    assert base.response_timeout_ms < online.response_timeout_ms < vsat.response_timeout_ms
+    # VSAT: three of its worst round trips (700 ms) and 600 bytes at 4,096 bytes/s on every wait.
+    assert vsat.response_timeout_ms - base.response_timeout_ms == 3 * 700 + 147
+    assert vsat.network_timeout_ms - base.network_timeout_ms == vsat.reversal_timeout_ms - base.reversal_timeout_ms == 2_247

@@ -7,7 +7,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from edc_terminal.store import JournalEntry, LastPurchase, TerminalState
-from ewarong_pos.recovery import Abandon, ApprovedPurchase, OpenPayment, RecoverAsSale, approved_from_terminal_state, plan_recovery
+from ewarong_pos.recovery import (
+    Abandon,
+    ApprovedPurchase,
+    OpenPayment,
+    RecoverAsSale,
+    approved_from_terminal_state,
+    plan_recovery,
+    sale_reference,
+)
 
 TID = "BNI00001"
 OPENED = datetime(2026, 11, 3, 9, 0)
@@ -75,3 +83,12 @@ def test_the_edcs_journal_yields_every_approved_purchase_not_voided() -> None:
     ]
     approved = approved_from_terminal_state(TerminalState(tid=TID, journal=journal))
     assert [(a.rrn, a.amount_idr, a.approved_at, a.tid) for a in approved] == [("630700000040", 26_000, datetime(2026, 11, 3, 8, 30), TID)]
+
+
+def test_an_offline_sale_in_the_edcs_journal_is_recovered_under_its_offline_reference() -> None:
+    offline = JournalEntry("offline", "000012", "", "OF0012", 25_000, "936000******0014", "2026-11-03T09:05:00", 1)
+    state = TerminalState(tid=TID, journal=[offline])
+    [purchase] = approved_from_terminal_state(state)
+    assert (purchase.rrn, purchase.stan, purchase.approval_code, purchase.amount_idr) == ("OFL000000012", "000012", "OF0012", 25_000)
+    assert sale_reference(None, "000012") == "OFL000000012" and sale_reference("630700000042", "000012") == "630700000042"
+    assert sale_reference(None, None) is None

@@ -44,7 +44,7 @@ def test_every_answer_agrees_with_the_openapi_description(ops_app: FastAPI) -> N
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {op.label for op in operations} == {
         "GET /health", "GET /v1/transactions", "GET /v1/transactions/{rrn}", "GET /v1/saf",
-        "GET /v1/stats/banks", "GET /v1/settlement",
+        "GET /v1/stats/banks", "GET /v1/settlement", "GET /v1/reconciliation",
     }
     seen: set[tuple[str, int]] = set()
     for operation in operations:
