@@ -15,9 +15,11 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from bank_penyalur.metrics import BankMetrics
 from bank_penyalur.schemas import AuthorisationPublic, _Request
 from bank_penyalur.service import Authoriser
 
@@ -35,6 +37,7 @@ class _Item:
     op: str
     request: _Request
     future: Future
+    submitted_s: float = field(default_factory=time.perf_counter)  # for the latency metric
 
 
 _STOP = object()
@@ -51,6 +54,7 @@ class AuthorisationBatcher:
         self._start_lock = threading.Lock()
         self.batches = 0
         self.answered = 0
+        self.metrics = BankMetrics(queue_depth=self._queue.qsize)  # GET /metrics
 
     def submit(self, op: str, request: _Request) -> Future:
         """Queue one request; the future holds its answer (or the exception it raised)."""
@@ -107,6 +111,7 @@ class AuthorisationBatcher:
         return items, False
 
     def _answer(self, items: list[_Item]) -> None:
+        self.metrics.batch(len(items))
         try:
             answers = self._answer_together(items)
         except Exception:  # noqa: BLE001 - rolled back; each request is answered on its own below
@@ -114,6 +119,7 @@ class AuthorisationBatcher:
             self._answer_alone(items)
             return
         for item, answer in zip(items, answers, strict=True):
+            self.metrics.answered(item.op, answer.rc, item.submitted_s)
             item.future.set_result(answer)
         self.batches += 1
         self.answered += len(items)
@@ -125,7 +131,9 @@ class AuthorisationBatcher:
     def _answer_alone(self, items: list[_Item]) -> None:
         for item in items:
             try:
-                item.future.set_result(self._authoriser.authorise(item.op, item.request))
+                answer = self._authoriser.authorise(item.op, item.request)
+                self.metrics.answered(item.op, answer.rc, item.submitted_s)
+                item.future.set_result(answer)
             except Exception as exc:  # noqa: BLE001 - delivered to the waiting request
                 item.future.set_exception(exc)
         self.answered += len(items)

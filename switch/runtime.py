@@ -21,6 +21,7 @@ from switch.core import SwitchCore
 from switch.hsm import SwitchHsm
 from switch.journal import Journal, TerminalRecord
 from switch.journal_writer import JournalWriter
+from switch.metrics import SwitchMetrics
 from switch.saf import SafForwarder
 from switch.server import IsoServer
 from switch.settings import SwitchSettings
@@ -82,6 +83,7 @@ class SwitchRuntime:
         self.banks = BankClient(settings.bank_urls, settings.bank_timeout_ms, settings.bank_connections_max)
         self.writer = JournalWriter(self.journal, settings.journal_queue_max, settings.journal_batch_max)
         self.saf = SafForwarder(self.journal, self.banks, now, settings.saf_interval_ms, settings.saf_batch_max)
+        self.metrics = SwitchMetrics.of_runtime(self)  # GET /metrics on the ops API
         self.core: SwitchCore | None = None
         self.iso: IsoServer | None = None
         self._tasks: list[asyncio.Task] = []
@@ -130,7 +132,7 @@ class SwitchRuntime:
             working_keys=keys,
             last_rrn=int(last) if last and last.isdigit() else 0,
             now=self.now,
-            journal_sink=self.writer.put,
+            journal_sink=self.metrics.counting(self.writer.put),
             persist_keys=self._persist_keys,
             enqueue_saf=self.saf.enqueue,
             duplicates_max=self.settings.duplicates_remembered_max,
@@ -147,6 +149,7 @@ class SwitchRuntime:
 
         app = create_ops_app(self.journal, self.live_stats, banks=self.banks)
         app.state.demo_keys = bool(self.demo_keys)
+        app.state.metrics = self.metrics
         # log_config=None: uvicorn's own records go through the process's logging (rotating
         # file, rate limit; see shared.logs); no access log (URLs can carry search terms).
         config = uvicorn.Config(

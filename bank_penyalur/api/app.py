@@ -28,6 +28,7 @@ from bank_penyalur.api.routes import (
     postings,
     reports,
 )
+from bank_penyalur.api.routes import metrics as metrics_routes
 from bank_penyalur.lifecycle import TransitionError
 from bank_penyalur.runtime import BankRuntime, demo_keys_warning
 
@@ -53,6 +54,7 @@ def create_app(runtime: BankRuntime) -> FastAPI:
     app.state.runtime = runtime
     for module in (health, authorisations, kpm, merchants, cards, ops, disbursements, reports, offline, postings):
         app.include_router(module.router, responses=error_responses(503))  # the database is away
+    app.include_router(metrics_routes.router)  # GET /metrics, Prometheus text, not in the schema
     _add_error_handlers(app)
     settings = runtime.settings
     app.add_middleware(

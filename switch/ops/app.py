@@ -17,6 +17,7 @@ from shared.http import DEFAULT_BODY_MAX_BYTES, BodySizeLimit, add_error_handler
 from switch.bank_client import BankClient
 from switch.journal import Journal
 from switch.ops.routes import health, reconciliation, saf, settlement, stats, transactions
+from switch.ops.routes import metrics as metrics_routes
 
 log = logging.getLogger("switch.ops")
 
@@ -43,6 +44,7 @@ def create_ops_app(
     app.state.banks = banks
     for module in (health, transactions, saf, stats, settlement, reconciliation):
         app.include_router(module.router)
+    app.include_router(metrics_routes.router)  # GET /metrics, Prometheus text, not in the schema
     # Without "input" in 422 answers: a rejected parameter may be a card number typed in the
     # wrong box, or a number JSON cannot carry.
     add_error_handlers(app, log, "journal database")

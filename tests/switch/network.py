@@ -16,11 +16,14 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import httpx
+import pytest
 
 from shared import iso8583, keys, pinblock, protocol
 from shared.banks import get_bank
@@ -330,3 +333,30 @@ class RawTerminal:
 def raw_terminal(network: Network, bank: str = "bni", serial: int = 1) -> RawTerminal:
     b = get_bank(bank)
     return RawTerminal(b.terminal_id(serial), b.merchant_id(serial), network.iso_port).connect()
+
+
+def network_per_storage(request, tmp_path_factory, name: str) -> Iterator[Network]:  # noqa: ANN001
+    """A started network on the storage `request.param` names: "sqlite" (files in a temp dir) or
+    "postgresql" (schemas of its own, dropped afterwards; skipped when PostgreSQL is absent)."""
+    from sqlalchemy import create_engine, text
+
+    from tests.conftest import pg_skip_reason, postgres_url
+
+    tmp = tmp_path_factory.mktemp(f"{name}-{request.param}")
+    storage: dict = {"data_dir": tmp}
+    if request.param == "postgresql":
+        reason = pg_skip_reason()
+        if reason:
+            pytest.skip(reason)
+        storage |= {"database_url": postgres_url(), "db_schema": f"{name}_{uuid.uuid4().hex[:10]}"}
+    net = Network(tmp, storage).start()
+    try:
+        yield net
+    finally:
+        net.stop()
+        if "db_schema" in storage:
+            engine = create_engine(postgres_url())
+            with engine.begin() as conn:
+                for suffix in (*net.banks, "switch"):
+                    conn.execute(text(f'DROP SCHEMA IF EXISTS "{storage["db_schema"]}_{suffix}" CASCADE'))
+            engine.dispose()

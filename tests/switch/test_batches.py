@@ -9,14 +9,13 @@ The migration that brings the tables (0004) is checked on both databases too.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import date, datetime
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, func, insert, select, text
+from sqlalchemy import func, insert, select
 
 from shared import iso8583, protocol, rc
 from shared.banks import get_bank
@@ -30,8 +29,7 @@ from switch.batches import Batches, SettlementRequest, decide_settlement, upload
 from switch.journal import Journal, SettlementRecord, TRANSACTION_FIELDS, UploadRecord
 from switch.tables import Base, BatchUpload, Settlement, Transaction
 from tests.bounded import wait_until
-from tests.conftest import pg_skip_reason, postgres_url
-from tests.switch.network import Network, RawTerminal, raw_terminal
+from tests.switch.network import Network, RawTerminal, network_per_storage, raw_terminal
 from tests.switch.test_journal import open_journal, transaction
 
 BNI = get_bank("bni")
@@ -47,33 +45,9 @@ def card(index: int) -> generator.GeneratedKpm:
 # -- a network whose switch settles batches -----------------------------------------------------
 
 
-def start_network(request, tmp_path_factory, name: str) -> tuple[Network, dict]:  # noqa: ANN001
-    tmp = tmp_path_factory.mktemp(f"{name}-{request.param}")
-    storage: dict = {"data_dir": tmp}
-    if request.param == "postgresql":
-        reason = pg_skip_reason()
-        if reason:
-            pytest.skip(reason)
-        storage |= {"database_url": postgres_url(), "db_schema": f"{name}_{uuid.uuid4().hex[:10]}"}
-    return Network(tmp, storage).start(), storage
-
-
-def drop_schemas(storage: dict) -> None:
-    if "db_schema" not in storage:
-        return
-    engine = create_engine(postgres_url())
-    with engine.begin() as conn:
-        for suffix in ("bni", "switch"):
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{storage["db_schema"]}_{suffix}" CASCADE'))
-    engine.dispose()
-
-
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def network(request, tmp_path_factory) -> Iterator[Network]:  # noqa: ANN001
-    net, storage = start_network(request, tmp_path_factory, "batches")
-    yield net
-    net.stop()
-    drop_schemas(storage)
+    yield from network_per_storage(request, tmp_path_factory, "batches")
 
 
 @pytest.fixture

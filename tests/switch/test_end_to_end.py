@@ -6,11 +6,10 @@ the switch on ephemeral ports. Every test leaves the bank's ledger balanced.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 
 from shared import iso8583, protocol, rc
 from shared.banks import get_bank
@@ -19,8 +18,7 @@ from shared.cards import mask_pan
 from bank_penyalur.demo import fixture, generator
 from switch.tables import SafEntryRow
 from tests.bounded import wait_until
-from tests.conftest import pg_skip_reason, postgres_url
-from tests.switch.network import Network, raw_terminal
+from tests.switch.network import Network, network_per_storage, raw_terminal
 
 BNI = get_bank("bni")
 CARDS = {c.label: c for c in fixture.demo_cards(BNI)}
@@ -29,22 +27,7 @@ BENEFIT_IDR = 150_000
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def network(request, tmp_path_factory) -> Iterator[Network]:  # noqa: ANN001
-    tmp = tmp_path_factory.mktemp(f"net-{request.param}")
-    storage: dict = {"data_dir": tmp}
-    if request.param == "postgresql":
-        reason = pg_skip_reason()
-        if reason:
-            pytest.skip(reason)
-        storage |= {"database_url": postgres_url(), "db_schema": f"e2e_{uuid.uuid4().hex[:10]}"}
-    net = Network(tmp, storage).start()
-    yield net
-    net.stop()
-    if "db_schema" in storage:
-        engine = create_engine(postgres_url())
-        with engine.begin() as conn:
-            for suffix in ("bni", "switch"):
-                conn.execute(text(f'DROP SCHEMA IF EXISTS "{storage["db_schema"]}_{suffix}" CASCADE'))
-        engine.dispose()
+    yield from network_per_storage(request, tmp_path_factory, "e2e")
 
 
 @pytest.fixture(autouse=True)

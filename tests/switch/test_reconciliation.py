@@ -28,8 +28,8 @@ from shared.protocol import BatchTotals
 from sembako.cli import app as sembako_app
 from switch.bank_client import BankClient
 from switch.ops.app import create_ops_app
-from tests.switch.network import Network, raw_terminal
-from tests.switch.test_batches import BENEFIT_IDR, buy, card, drop_schemas, offline_sale, settle, start_network, upload
+from tests.switch.network import Network, network_per_storage, raw_terminal
+from tests.switch.test_batches import BENEFIT_IDR, buy, card, offline_sale, settle, upload
 
 PAN_RUN = re.compile(r"(?<![0-9])[0-9]{13,19}(?![0-9])")
 SERIAL = 11
@@ -48,10 +48,7 @@ class Day:
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def network(request, tmp_path_factory) -> Iterator[Network]:  # noqa: ANN001
-    net, storage = start_network(request, tmp_path_factory, "recon")
-    yield net
-    net.stop()
-    drop_schemas(storage)
+    yield from network_per_storage(request, tmp_path_factory, "recon")
 
 
 @pytest.fixture(scope="module")
