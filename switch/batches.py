@@ -250,6 +250,6 @@ class Batches:
             await asyncio.to_thread(self.journal.record_upload, upload)
         return rc.APPROVED
 
-    async def journalled_advice(self, tid: str, stan: str, day: date) -> TransactionRecord | None:
-        """The advice journalled under (tid, STAN, date), None when there is none."""
-        return await asyncio.to_thread(self.journal.find, tid, stan, day, "advice")
+    async def journalled(self, tid: str, stan: str, day: date, kind: str) -> TransactionRecord | None:
+        """The transaction of `kind` journalled under (tid, STAN, date), None when there is none."""
+        return await asyncio.to_thread(self.journal.find, tid, stan, day, kind)

@@ -531,7 +531,7 @@ class SwitchCore:
         key = (tid, stan, day)
         rrn = self._advice_rrns.get(key)
         if rrn is None and self.batches is not None:
-            journalled = await self.batches.journalled_advice(tid, stan, day)
+            journalled = await self.batches.journalled(tid, stan, day, "advice")
             rrn = journalled.rrn if journalled is not None else None
         if key not in self._advice_rrns:  # (another request may have chosen one meanwhile)
             self._advice_rrns[key] = rrn or self.next_rrn()
@@ -539,14 +539,24 @@ class SwitchCore:
                 self._advice_rrns.popitem(last=False)
         return self._advice_rrns[key]
 
+    async def _original_rrn(self, tid: str, stan: str, day: date) -> str | None:
+        """The RRN of the purchase a reversal undoes: remembered, else (after a restart) from the
+        journal, so the reversal is linked to it and counts in its batch's totals."""
+        original = self._answers.get((tid, stan, day, "purchase"))
+        if original is not None:
+            return str(original.response["37"]) if "37" in original.response else None
+        if self.batches is None:
+            return None
+        journalled = await self.batches.journalled(tid, stan, day, "purchase")
+        return journalled.rrn if journalled is not None else None
+
     async def _reversal(self, doc: Message, terminal: TerminalRecord, keys: WorkingKeys, day: date) -> Outcome:
         bank = self._route(doc)
         if bank is None:
             return Outcome(protocol.response(doc, rc.INVALID_CARD))
         original_mti, original_stan, original_f7 = protocol.parse_original_data(str(doc["90"]))
         original_day = protocol.transmission_date(original_f7, self.now().date())
-        original = self._answers.get((terminal.tid, original_stan, original_day, "purchase"))
-        original_rrn = str(original.response.get("37")) if original and "37" in original.response else None
+        original_rrn = await self._original_rrn(terminal.tid, original_stan, original_day)
         rrn = self.next_rrn()
         body = reversal_body(terminal.tid, terminal.mid, str(doc["2"]), protocol.amount_idr(doc), original_stan, original_day)
         reply, trail = await self._call_bank("reversal", bank.code, body, doc)
@@ -596,7 +606,7 @@ class SwitchCore:
         if known is not None:
             return known.response.get("39") != rc.ISSUER_UNAVAILABLE
         assert self.batches is not None
-        journalled = await self.batches.journalled_advice(tid, stan, day)
+        journalled = await self.batches.journalled(tid, stan, day, "advice")
         return journalled is not None and journalled.rc != rc.ISSUER_UNAVAILABLE
 
 

@@ -278,6 +278,18 @@ def test_an_upload_for_a_batch_that_cannot_reopen_is_12(network: Network, termin
 CLOSED_AT = datetime(2026, 11, 3, 21, 0)
 
 
+def test_a_void_after_a_switch_restart_still_counts_against_its_purchase(network: Network, terminals) -> None:  # noqa: ANN001
+    edc, person = terminals(11), card(8)
+    purchase, answer = buy(edc, person, 12_000, batch=3)
+    assert answer["39"] == rc.APPROVED
+    network.stop_switch()  # the purchase is only in the journal now, no longer in memory
+    network.start_switch()
+    edc = terminals(11)  # the same terminal, connected and signed on again
+    assert void(edc, purchase)[1]["39"] == rc.APPROVED
+    assert settle(edc, 3, BatchTotals(1, 12_000, 1, 12_000))["39"] == rc.APPROVED
+    assert network.balance_of(person.pan) == BENEFIT_IDR
+
+
 def closing(totals: BatchTotals, processing: str = "920000") -> SettlementRecord:
     return SettlementRecord("BNI00001", 4, "000100", processing, totals, totals, "00", CLOSED_AT)
 
