@@ -14,7 +14,7 @@
         and the ratio (goal: at least 90 %).
 
     python bench/link.py offline [--sales 10000]
-        Starts its own network; one terminal makes `--sales` offline sales, the link returns
+        Starts its own network (the switch as a process of its own); one terminal makes `--sales` offline sales, the link returns
         (online profile, seeded, no loss), and it uploads and settles. Reports the time of the
         upload and settlement, the batches, and checks each sale was posted once (ledger check).
 
@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -36,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import machine  # noqa: E402
+from bench._common import free_port, machine, stop, wait_healthy  # noqa: E402
 from bank_penyalur.demo import generator  # noqa: E402
 from edc_terminal.client import ClientConfig, SwitchClient  # noqa: E402
 from edc_terminal.core import CoreConfig  # noqa: E402
@@ -59,6 +60,38 @@ def _own_network(tmp: Path, kpm: int = NETWORK_KPM):  # noqa: ANN202
     network = Network(tmp, {"data_dir": tmp}, kpm=kpm)
     network.ops_api = False
     return network.start()
+
+
+class _SwitchProcess:
+    """The network's banks, with the switch as a process of its own (as `sembako up` runs it),
+    so the terminal, the link proxy and the switch do not share one interpreter."""
+
+    def __init__(self, tmp: Path, kpm: int) -> None:
+        from tests.switch.network import Network
+
+        self.network = Network(tmp, {"data_dir": tmp}, kpm=kpm)
+        self.tmp = tmp
+        self.iso_port, ops_port = free_port(), free_port()
+        self.network.prepare_banks()
+        for bank in self.network.banks.values():
+            bank.start()
+        urls = json.dumps({code: bank.url for code, bank in self.network.banks.items()})
+        command = [sys.executable, "-m", "sembako", "switch", "serve", "--port", str(self.iso_port),
+                   "--ops-port", str(ops_port), "--data-dir", str(tmp)]  # fmt: skip
+        env = {**os.environ, "SEMBAKO_SWITCH_BANK_URLS": urls}
+        self.switch = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_healthy(f"http://127.0.0.1:{ops_port}")
+
+    def balance_of(self, pan: str) -> int:
+        return self.network.balance_of(pan)
+
+    def assert_ledger_balanced(self) -> None:
+        self.network.assert_ledger_balanced()
+
+    def stop(self) -> None:
+        stop(self.switch)
+        for bank in self.network.banks.values():
+            bank.stop()
 
 
 # -- VSAT: round trips per flow ---------------------------------------------------------------------
@@ -168,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     throughput.add_argument("--data-dir", type=Path, default=Path("data"))
     offline = sub.add_parser("offline")
     offline.add_argument("--sales", type=int, default=10_000)
-    offline.add_argument("--window", type=int, default=32, help="Messages in flight during upload (at most 256)")
+    offline.add_argument("--window", type=int, default=128, help="Messages in flight during upload (at most 256)")
     offline.add_argument("--link", choices=("online", "direct"), default="online", help="Profile of the link the upload takes")
     args = parser.parse_args(argv)
     if args.what == "vsat":
@@ -238,15 +271,15 @@ async def _offline_run(network, data_dir: Path, sales: int, window: int, link: s
 
 
 def bench_offline(sales: int, window: int, link: str) -> dict:
-    """`window` above the switch's `inflight_per_connection_max` (32 by default) needs
+    """`window` above the switch's `inflight_per_connection_max` (128 by default) needs
     SEMBAKO_SWITCH_INFLIGHT_PER_CONNECTION_MAX raised too: the switch bounds each connection."""
     with tempfile.TemporaryDirectory(prefix="bench-offline-") as tmp:
-        network = _own_network(Path(tmp), kpm=OFFLINE_KPM)
+        network = _SwitchProcess(Path(tmp), kpm=OFFLINE_KPM)
         try:
             figures = asyncio.run(_offline_run(network, Path(tmp) / "edc", sales, window, link))
         finally:
             network.stop()
-    inflight_max = network.switch_settings().inflight_per_connection_max
+    inflight_max = network.network.switch_settings().inflight_per_connection_max
     profile = "online (no loss)" if link == "online" else "direct (the proxy passes frames through)"
     return {"bench": "link offline", "profile": profile, "sales": sales, "window": window,
             "switch_inflight_per_connection_max": inflight_max, **figures}  # fmt: skip

@@ -35,7 +35,7 @@ from shared import protocol
 from shared import rc as rc_table
 from shared.iso8583 import Message, response_mti
 
-DEFAULT_WINDOW = 32
+DEFAULT_WINDOW = 128  # messages in flight while uploading: the link's round trip is paid once per window
 WINDOW_MAX = 256
 # A reversal answered with one of these stays pending (as in the core).
 REVERSAL_RETRY_RCS = (rc_table.ISSUER_UNAVAILABLE, rc_table.SYSTEM_ERROR)

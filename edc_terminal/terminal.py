@@ -29,7 +29,7 @@ from edc_terminal.core import (
     Send,
     State,
 )
-from edc_terminal.batchjob import BatchJob, JobResult
+from edc_terminal.batchjob import DEFAULT_WINDOW, BatchJob, JobResult
 from edc_terminal.headless import perform, run_job
 from edc_terminal.receipt import settlement_slip
 from shared.cards import mask_pan
@@ -46,7 +46,7 @@ AMOUNT_DIGITS_MAX = len(str(AMOUNT_IDR_MAX))
 PRINTER_SLIPS_MAX = 50
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 SPINNER_FRAME_MS = 100
-JOB_IN_FLIGHT_MAX = 32  # messages in flight at once while uploading or settling
+JOB_IN_FLIGHT_MAX = DEFAULT_WINDOW  # messages in flight at once while uploading or settling
 
 
 class Key(enum.StrEnum):
