@@ -39,6 +39,7 @@ CONNECT_TIMEOUT_MS = 5_000
 WRITE_TIMEOUT_MS = 5_000
 IDLE_TIMEOUT_MS = 900_000  # a connection with no frame either way for this long is closed
 CLOSE_TIMEOUT_MS = 2_000
+DRAIN_BYTES = 64 * 1024  # a writer waits for the peer only past this much unsent data
 STEER_DELAY_MS_MAX = 600_000
 TIME_SCALE_MAX = 1_000.0
 
@@ -408,6 +409,11 @@ class _Connection:
     async def _put(self, lane: _Lane, item: _Queued | None) -> None:
         """Queue one item; a queue that stays full (the peer does not read) closes both sides."""
         try:
+            lane.queue.put_nowait(item)  # the common case: room in the queue, no timer needed
+            return
+        except asyncio.QueueFull:
+            pass
+        try:
             async with asyncio.timeout(WRITE_TIMEOUT_MS / 1000):
                 await lane.queue.put(item)
         except TimeoutError:
@@ -436,16 +442,27 @@ class _Connection:
         loop = asyncio.get_running_loop()
         try:
             while True:
-                async with asyncio.timeout(IDLE_TIMEOUT_MS / 1000):
-                    item = await lane.queue.get()
-                if item is None:
+                item = await self._next(lane)
+                if item is None or lane.writer.is_closing():
                     break
-                await asyncio.sleep(max(0.0, item.due - loop.time()))
+                delay_s = item.due - loop.time()
+                if delay_s > 0:
+                    await asyncio.sleep(delay_s)
                 lane.writer.write(item.data)
-                async with asyncio.timeout(WRITE_TIMEOUT_MS / 1000):
-                    await lane.writer.drain()
+                if lane.writer.transport.get_write_buffer_size() > DRAIN_BYTES:  # the peer reads slowly
+                    async with asyncio.timeout(WRITE_TIMEOUT_MS / 1000):
+                        await lane.writer.drain()
                 self.proxy._count("forwarded", direction)
         except (ConnectionError, TimeoutError):
             pass
         self.close()
+
+    @staticmethod
+    async def _next(lane: _Lane) -> _Queued | None:
+        """The next queued item: at once when there is one, else within the idle timeout."""
+        try:
+            return lane.queue.get_nowait()
+        except asyncio.QueueEmpty:
+            async with asyncio.timeout(IDLE_TIMEOUT_MS / 1000):
+                return await lane.queue.get()
 
