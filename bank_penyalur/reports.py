@@ -317,7 +317,8 @@ def _exception_conditions(scope: _Scope) -> tuple:
 
 @dataclass(frozen=True, slots=True)
 class OfflineException:
-    """One flagged offline advice: accepted below zero (rc 00) or refused past the limit (rc 51)."""
+    """One flagged offline advice: accepted below zero (rc 00), refused past the limit (rc 51), or
+    refused as too late after its disbursement or its sale (rc 54)."""
 
     created_at: datetime
     province: str

@@ -50,7 +50,8 @@ def report(
 
 class OfflineExceptionPublic(BaseModel):
     """An offline advice flagged for review: accepted with the balance below zero (rc 00), or
-    refused because it would have gone below minus the offline limit (rc 51)."""
+    refused because it would have gone below minus the offline limit (rc 51), or refused as more
+    than 90 days after its disbursement or its sale (rc 54)."""
 
     created_at: WibDateTime
     province: str
