@@ -231,3 +231,40 @@ async def test_a_sale_approved_before_a_crash_is_recorded_once_on_start(network:
 async def run(terminal: EdcTerminal, inputs) -> None:  # noqa: ANN001
     inputs(terminal)
     await asyncio.wait_for(terminal.run_pending(), 15)
+
+
+# -- an offline e-Warong (wilayah khusus) -----------------------------------------------------------
+
+
+async def test_offline_the_cart_is_bound_by_the_offline_allowance_and_the_sale_recorded(network: Network) -> None:
+    """The EDC signed on (card list) earlier; now there is no signal. No Cek: the card's offline
+    allowance bounds the cart, the KPM's NIK stands in for the PIN, the slip says OFFLINE and the
+    shop records the sale under its offline reference. The bank sees it only after the upload."""
+    from edc_terminal.headless import run
+    from ewarong_pos.app import edc_options_for
+
+    person, tid, ewarong = SPENDABLE[9], "BNI00005", "EWBNI0000000005"
+    signed_on = await run("signon", tid, "127.0.0.1", network.iso_port, network.tmp, timeout_ms=5_000)
+    assert signed_on["approved"] and "daftar kartu offline dimuat" in signed_on["message"]
+    options = ShopOptions(ewarong, tid, "127.0.0.1", network.iso_port, network.tmp, None, link="offline")
+    counter = build_counter(options, FixedClock(BUSINESS_START))
+    store = counter.store
+    try:
+        async with CashierApp(counter, network.tmp, edc_options=edc_options_for(options)).run_test(size=SIZE) as pilot:
+            app = pilot.app
+            await settle(pilot, counter.terminal)
+            assert counter.terminal.core.offline
+            await pilot.click("#edc-card-input")
+            await pilot.press(*person.pan, "enter")
+            await settle(pilot, counter.terminal)
+            assert counter.view().balance_idr == BENEFIT_IDR and "OFFLINE" in message(app)  # the allowance
+            await pilih(pilot, app, "TAHU", 2)
+            await bayar(pilot, app, person.record.nik)  # F9, then the NIK instead of the PIN
+            outcome = app.terminal.outcome
+            assert outcome.approved and outcome.offline and "TRANSAKSI OFFLINE" in app.terminal.printer[-1]
+            assert "OFFLINE tercatat" in message(app)
+            [sale] = [s for s in store.daily_report(ewarong, BUSINESS_START.date()).sales if s.terminal_id == tid]
+            assert sale.rrn == f"OFL{outcome.stan:0>9}" and sale.amount_idr == outcome.amount
+    finally:
+        store.close()
+    assert network.balance_of(person.pan) == BENEFIT_IDR  # not uploaded yet: the bank has not seen it
