@@ -241,7 +241,10 @@ class Counter:
             self._message = f"Penjualan belum tercatat ({exc}); akan dipulihkan dari EDC"
             return
         self._last_sale, self._cart = sale, Cart()
-        self._balance_idr = outcome.balance if outcome.balance is not None else self._balance_idr
+        if outcome.offline and self._balance_idr is not None and outcome.amount is not None:
+            self._balance_idr = max(0, self._balance_idr - outcome.amount)  # what is left of the offline allowance
+        elif outcome.balance is not None:
+            self._balance_idr = outcome.balance
         if outcome.offline:
             self._message = f"Terima: penjualan OFFLINE tercatat, kode {outcome.approval_code}. Serahkan barang dan struk."
         else:

@@ -263,6 +263,7 @@ async def test_offline_the_cart_is_bound_by_the_offline_allowance_and_the_sale_r
             outcome = app.terminal.outcome
             assert outcome.approved and outcome.offline and "TRANSAKSI OFFLINE" in app.terminal.printer[-1]
             assert "OFFLINE tercatat" in message(app)
+            assert counter.view().balance_idr == BENEFIT_IDR - outcome.amount  # the allowance left
             [sale] = [s for s in store.daily_report(ewarong, BUSINESS_START.date()).sales if s.terminal_id == tid]
             assert sale.rrn == f"OFL{outcome.stan:0>9}" and sale.amount_idr == outcome.amount
     finally:
