@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import asdict
 from contextlib import contextmanager
@@ -10,15 +11,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from shared.banks import BANK_CODES, BANKS, get_bank
+from shared.credentials import HOLDERS, OPERATOR
 from bank_penyalur.demo import fixture, generator
 from bank_penyalur.disburse import disburse
 from bank_penyalur.runtime import BankRuntime
-from bank_penyalur.settings import BankSettings, DemoKeysRefused, check_keys
+from bank_penyalur.settings import BankSettings, DemoKeysRefused, check_keys, settings_errors
 
 bank_app = typer.Typer(help="Bank penyalur instances: serve, seed demo data, check the ledger.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -37,7 +40,10 @@ def settings_for(bank: str, data_dir: Path, database_url: str | None, **extra) -
         get_bank(bank)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--bank") from None
-    settings = BankSettings(bank=bank, data_dir=data_dir, database_url=database_url, **extra)
+    try:
+        settings = BankSettings(bank=bank, data_dir=data_dir, database_url=database_url, **extra)
+    except ValidationError as exc:  # e.g. a credential of the wrong shape in SEMBAKO_BANK_*
+        raise typer.BadParameter(settings_errors(exc)) from None
     try:
         check_keys(settings)
     except DemoKeysRefused as exc:
@@ -56,6 +62,9 @@ def progress_bar(label: str, enabled: bool):  # noqa: ANN201
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
+WORKERS_MAX = 64
+
+
 @bank_app.command("serve")
 def serve(
     bank: BankOpt = "bni",
@@ -64,6 +73,9 @@ def serve(
     data_dir: DataDirOpt = Path("data"),
     database_url: DbUrlOpt = None,
     seed_kpm: Annotated[int | None, typer.Option("--seed-kpm", help="Create demo data up to N KPM before serving")] = None,
+    workers: Annotated[int, typer.Option(
+        "--workers", min=1, max=WORKERS_MAX,
+        help="Processes serving this bank on one port and one database (above 1: PostgreSQL only)")] = 1,
 ) -> None:
     """Serve one bank's HTTP API (authorisation, cards, KPM, reports, ops)."""
     import uvicorn
@@ -72,19 +84,43 @@ def serve(
     from shared.logs import configure_logging
 
     settings = settings_for(bank, data_dir, database_url, host=host, port=port)
+    if workers > 1 and not (settings.database_url or "").startswith("postgres"):
+        raise typer.BadParameter("above 1 needs PostgreSQL (--database-url): SQLite has one writer at a time", param_hint="--workers")
     # Database threads wait on I/O many times per request; with the default 5 ms switch
     # interval each wake-up can stall behind the event loop holding the GIL.
     sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
-    runtime = BankRuntime.start(settings)
+    runtime = BankRuntime.start(settings)  # migrates the database once, before any worker starts
     if seed_kpm is not None:
         generator.seed(runtime.db, runtime.bank, runtime.hsm, runtime.clock, kpm=seed_kpm)
     configure_logging(f"bank-{bank}", data_dir)  # data/logs/bank-<code>.log, rotated; see shared.logs
+    # No access log: URLs of card endpoints carry PANs. uvicorn's records go to the rotating log.
+    quiet = {"access_log": False, "log_level": "warning", "log_config": None}
+    if workers > 1:
+        runtime.close()
+        os.environ.update(worker_environment(settings))
+        uvicorn.run(WORKER_APP, factory=True, workers=workers, host=settings.host, port=settings.listen_port, **quiet)
+        return
     try:
-        # No access log: URLs of card endpoints carry PANs.
-        uvicorn.run(create_app(runtime), host=settings.host, port=settings.listen_port, access_log=False, log_level="warning",
-                    log_config=None)  # uvicorn's records through the rotating log
+        uvicorn.run(create_app(runtime), host=settings.host, port=settings.listen_port, **quiet)
     finally:
         runtime.close()
+
+
+WORKER_APP = "bank_penyalur.api.app:app_from_environment"
+
+
+def worker_environment(settings: BankSettings) -> dict[str, str]:
+    """What a worker process needs to build the same settings from its environment (the rest,
+    keys and credentials included, it inherits from this process's environment)."""
+    environment = {
+        "SEMBAKO_BANK_BANK": settings.bank,
+        "SEMBAKO_BANK_HOST": settings.host,
+        "SEMBAKO_BANK_PORT": str(settings.listen_port),
+        "SEMBAKO_DATA_DIR": str(settings.data_dir),
+    }
+    if settings.database_url:
+        environment["DATABASE_URL"] = settings.database_url
+    return environment
 
 
 @bank_app.command("seed")
@@ -115,6 +151,25 @@ def _print(payload, as_json: bool) -> None:  # noqa: ANN001
         typer.echo(json.dumps(payload, default=str))
     else:
         console.print_json(json.dumps(payload, default=str))
+
+
+@bank_app.command("credential")
+def credential_command(
+    bank: BankOpt = "bni",
+    holder: Annotated[str, typer.Option("--holder", help="operator (cards, KPM, disbursements, reports, ops) or switch (authorisations, card list, postings)")] = OPERATOR,
+) -> None:
+    """Print the credential the bank accepts from HOLDER, for 'Authorization: Bearer ...': its
+    SEMBAKO_BANK_<HOLDER>_CREDENTIAL, else the public demo one."""
+    if holder not in HOLDERS:
+        raise typer.BadParameter(f"expecting one of {', '.join(HOLDERS)}", param_hint="--holder")
+    try:
+        get_bank(bank)
+        settings = BankSettings(bank=bank)
+    except ValidationError as exc:
+        raise typer.BadParameter(settings_errors(exc)) from None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--bank") from None
+    typer.echo(settings.credential(holder))
 
 
 @bank_app.command("ledger-check")

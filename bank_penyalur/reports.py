@@ -13,6 +13,10 @@ Offline exceptions are advices the bank flagged: `offline_exceptions` counts tho
 with the balance below zero (within the offline limit), `offline_refused` those refused with 51
 because they would have taken the balance below minus the offline limit. Each one is listed by
 `offline_exception_list`.
+
+Double cards (`double_card_list`): families holding more than one active card (tunggalisasi:
+one KKS per family). A family is the KPM's KK number when it has the 16 characters of one, else
+the KPM alone; a card is active while its latest status is "activated".
 """
 
 from __future__ import annotations
@@ -24,11 +28,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 
-from sqlalchemy import Connection, Select, func, select, true
+from sqlalchemy import Connection, Select, String, case, cast, func, literal, select, true
 
 from shared import rc
 from shared.clock import period_bounds
+from bank_penyalur.store import latest_card_status
 from bank_penyalur.tables import (
+    ACTIVATED,
     ADVICE,
     DISBURSEMENT,
     DISTRIBUTED,
@@ -347,6 +353,71 @@ def offline_exception_list(conn: Connection, period: str, province: str | None =
         .order_by(AuthRequest.id)
     )
     return [OfflineException(*row) for row in conn.execute(stmt)]
+
+
+# -- double cards ----------------------------------------------------------------------------
+
+KK_LENGTH = 16
+FAMILIES_MAX = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveCard:
+    pan_masked: str
+    kpm_id: int
+    active_since: datetime  # its latest card event: the activation (or the unblocking)
+
+
+@dataclass(frozen=True, slots=True)
+class DoubleCardFamily:
+    family: str  # "KK 3204********0001" (masked), or "KPM 12" without a KK number
+    province: str
+    regency: str
+    kpm_ids: list[int]
+    cards: list[ActiveCard]  # oldest activation first
+    double_since: datetime  # when it came to hold a second active card
+
+
+def _family_key():  # noqa: ANN202
+    return case((func.length(Kpm.kk_number) == KK_LENGTH, Kpm.kk_number), else_=literal("kpm:") + cast(Kpm.id, String))
+
+
+def _active_cards(province: str | None) -> Select:
+    since = select(func.max(CardEvent.at)).where(CardEvent.card_id == Card.id).scalar_subquery()
+    return (
+        select(_family_key().label("family"), Card.pan_masked, Card.kpm_id, since.label("active_since"), Kpm.province, Kpm.regency)
+        .join(Kpm, Kpm.id == Card.kpm_id)
+        .where(latest_card_status() == ACTIVATED, *([Kpm.province == province] if province else []))
+    )
+
+
+def double_card_list(conn: Connection, province: str | None = None, limit: int = FAMILIES_MAX) -> tuple[list[DoubleCardFamily], bool]:
+    """Families with more than one active card (optionally within one province), by family
+    key; and whether there were more than `limit`."""
+    active = _active_cards(province).subquery()
+    families = (
+        select(active.c.family).group_by(active.c.family).having(func.count() > 1).order_by(active.c.family).limit(limit + 1)
+    )
+    keys = list(conn.execute(families).scalars())
+    truncated, keys = len(keys) > limit, keys[:limit]
+    if not keys:
+        return [], truncated
+    cards: dict[str, list] = defaultdict(list)
+    for row in conn.execute(select(active).where(active.c.family.in_(keys)).order_by(active.c.active_since, active.c.pan_masked)):
+        cards[row.family].append(row)
+    return [_family(key, cards[key]) for key in keys], truncated
+
+
+def _family(key: str, rows: list) -> DoubleCardFamily:  # noqa: ANN001
+    shown = f"KPM {key.removeprefix('kpm:')}" if key.startswith("kpm:") else f"KK {key[:4]}{'*' * (len(key) - 8)}{key[-4:]}"
+    return DoubleCardFamily(
+        family=shown,
+        province=rows[0].province,
+        regency=rows[0].regency,
+        kpm_ids=sorted({row.kpm_id for row in rows}),
+        cards=[ActiveCard(row.pan_masked, row.kpm_id, row.active_since) for row in rows],
+        double_since=rows[1].active_since,
+    )
 
 
 # -- output ------------------------------------------------------------------------------

@@ -9,12 +9,12 @@ from bank_penyalur import migrate
 from bank_penyalur.authorise import Policy
 from bank_penyalur.batcher import AuthorisationBatcher
 from shared.banks import Bank, get_bank
-from shared.clock import Clock, SystemClock
+from shared.clock import Clock, clock_for
 from shared.db import Database, sqlite_url
 from bank_penyalur.hsm import Hsm
 from bank_penyalur.registry import ensure_program_account
 from bank_penyalur.service import Authoriser
-from bank_penyalur.settings import BankSettings, check_keys, key_variable
+from bank_penyalur.settings import BankSettings, check_keys, credential_variable, key_variable
 
 log = logging.getLogger("bank_penyalur")
 
@@ -25,12 +25,34 @@ DEMO_KEYS_WARNING = (
 )
 
 
+DEMO_CREDENTIALS_WARNING = (
+    "accepts the public demo credentials ({holders}): anyone who can reach it can call its "
+    "{endpoints}. For a demo only; set {variables}."
+)
+
+
 def demo_keys_warning(settings: BankSettings) -> str | None:
-    """What the bank says about its keys at start and in /health; None with real keys."""
-    names = settings.demo_key_names
+    """What the bank says about its keys and credentials at start and in /health; None with
+    real ones."""
+    keys, credentials = _keys_warning(settings.demo_key_names), _credentials_warning(settings.demo_credential_names)
+    if keys and credentials:
+        return f"{keys} It also {credentials}"
+    return keys or credentials
+
+
+def _keys_warning(names: tuple[str, ...]) -> str | None:
     if not names:
         return None
     return DEMO_KEYS_WARNING.format(names=", ".join(names), variables=", ".join(key_variable(n) for n in names))
+
+
+def _credentials_warning(holders: tuple[str, ...]) -> str | None:
+    if not holders:
+        return None
+    endpoints = " and ".join({"switch": "authorisation", "operator": "operations"}[h] for h in holders) + " endpoints"
+    return DEMO_CREDENTIALS_WARNING.format(
+        holders=", ".join(holders), endpoints=endpoints, variables=", ".join(credential_variable(h) for h in holders)
+    )
 
 
 def database_for(settings: BankSettings) -> Database:
@@ -64,7 +86,7 @@ class BankRuntime:
         warning = demo_keys_warning(settings)
         if warning:
             log.warning("bank %s %s", settings.bank_code, warning)
-        clock = clock or SystemClock()
+        clock = clock or clock_for(settings.clock_file)
         hsm = hsm_for(settings)
         db = database_for(settings)
         migrate.upgrade(db, hsm=hsm)

@@ -5,22 +5,30 @@ could then recover a PIN from its verification value. Without `pan_hash_key_hex`
 (the keyed hash cards are found by, and the AES key their numbers are sealed with) the same holds
 for card numbers. A bank on demo keys says so at start and
 in /health; with `require_real_keys` it refuses to start (`check_keys`).
+
+Its HTTP API takes two credentials (`shared.credentials`): `switch_credential`, the only one
+accepted on what the switch calls (authorisations, the offline card list, postings), and
+`operator_credential`, accepted with the switch's on the operations endpoints (cards, KPM,
+merchants, disbursements, reports, ops). Without them the bank accepts the public demo
+credentials, says so like for the demo keys, and `require_real_keys` refuses them too.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.credentials import HOLDERS, OPERATOR, SWITCH, bearer, check_credential, demo_credential
 from shared.keys import demo_key_hex
 
 from shared.banks import get_bank
 
 
 class BankSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SEMBAKO_BANK_", extra="ignore")
+    # Errors never repeat the value given: it may be a credential or a key.
+    model_config = SettingsConfigDict(env_prefix="SEMBAKO_BANK_", extra="ignore", hide_input_in_errors=True)
 
     bank: str = "bni"
     host: str = "127.0.0.1"
@@ -39,6 +47,9 @@ class BankSettings(BaseSettings):
     # re-keying of the cards table: cards stored under the old keys are no longer found.
     pan_hash_key_hex: str | None = None
     pan_key_hex: str | None = None
+    # Bearer credentials of the HTTP API: the switch's, and this bank's operators'.
+    switch_credential: SecretStr | None = None
+    operator_credential: SecretStr | None = None
     require_real_keys: bool = False
     benefit_idr: int = 150_000
     offline_limit_idr: int = 150_000
@@ -55,6 +66,8 @@ class BankSettings(BaseSettings):
     body_max_bytes: int = 4 * 1024 * 1024
     # PostgreSQL schema holding this bank's tables; default bank_<code>.
     db_schema: str | None = None
+    # Simulated time (shared.clock.FileClock) for a scenario network; unset: the system clock.
+    clock_file: Path | None = None
 
     @property
     def bank_code(self) -> str:
@@ -80,6 +93,34 @@ class BankSettings(BaseSettings):
     def pan_key(self) -> str:
         return self.pan_key_hex or demo_key_hex(self.bank_code, "pan")
 
+    def credential(self, holder: str) -> str:
+        """The credential `holder` ("switch" or "operator") presents; the demo one when not set."""
+        given = self.switch_credential if holder == SWITCH else self.operator_credential if holder == OPERATOR else None
+        return given.get_secret_value() if given is not None else demo_credential(self.bank_code, holder)
+
+    def bearer(self, holder: str) -> dict[str, str]:
+        """The header a caller holding `holder`'s credential sends to this bank."""
+        return bearer(self.credential(holder))
+
+    @property
+    def demo_credential_names(self) -> tuple[str, ...]:
+        """The holders ("switch", "operator") whose credential is the public demo one."""
+        return tuple(h for h in HOLDERS if self.credential(h) == demo_credential(self.bank_code, h))
+
+    @field_validator("switch_credential", "operator_credential")
+    @classmethod
+    def _credential_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_credential(value.get_secret_value())
+        return value
+
+    @model_validator(mode="after")
+    def _credentials_differ(self) -> BankSettings:
+        switch, operator = self.switch_credential, self.operator_credential
+        if switch is not None and operator is not None and switch.get_secret_value() == operator.get_secret_value():
+            raise ValueError("the switch and operator credentials must differ: an operator could otherwise authorise")
+        return self
+
     @property
     def demo_key_names(self) -> tuple[str, ...]:
         """The keys ("zpk", "pvk", "pan_hash", "pan") that are the public demo keys: not set, or
@@ -96,16 +137,32 @@ def key_variable(name: str) -> str:
     return f"SEMBAKO_BANK_{name.upper()}_HEX" if name in ("zpk", "pvk") else f"SEMBAKO_BANK_{name.upper()}_KEY_HEX"
 
 
+def settings_errors(exc: ValidationError) -> str:
+    """What is wrong with the settings, one line per setting, without the values given."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in error['loc']) or 'settings'}: {error['msg'].removeprefix('Value error, ')}"
+        for error in exc.errors(include_input=False, include_url=False)
+    )
+
+
+def credential_variable(holder: str) -> str:
+    """The environment variable setting the credential of `holder` ("switch", "operator")."""
+    return f"SEMBAKO_BANK_{holder.upper()}_CREDENTIAL"
+
+
 class DemoKeysRefused(ValueError):
-    """The bank is told to require real keys and has (some) demo keys."""
+    """The bank is told to require real keys and has (some) demo keys or credentials."""
 
 
 def check_keys(settings: BankSettings) -> None:
-    """Raise DemoKeysRefused when real keys are required and a demo key is in use."""
-    names = settings.demo_key_names
-    if settings.require_real_keys and names:
-        variables = ", ".join(key_variable(name) for name in names)
+    """Raise DemoKeysRefused when real keys are required and a demo key or credential is in use."""
+    if not settings.require_real_keys:
+        return
+    keys, holders = settings.demo_key_names, settings.demo_credential_names
+    demo = [*keys, *(f"{h} credential" for h in holders)]
+    if demo:
+        variables = ", ".join([*(key_variable(n) for n in keys), *(credential_variable(h) for h in holders)])
         raise DemoKeysRefused(
             f"bank {settings.bank_code}: real keys are required (SEMBAKO_BANK_REQUIRE_REAL_KEYS) "
-            f"but {', '.join(names)} would be the public demo keys; set {variables}"
+            f"but {', '.join(demo)} would be the public demo ones; set {variables}"
         )

@@ -1,15 +1,18 @@
 """Reads and appends for the authorisation path, in SQLAlchemy Core.
 
-This is the hot path: every statement is built once at import with bind parameters, so
-SQLAlchemy compiles and caches it once, and rows come back as plain Row tuples.
+This is the hot path: every statement is built once at import with bind parameters and run as
+a `shared.compiled` statement (compiled once per database, executed on the driver's cursor
+inside the caller's transaction); rows come back as named tuples of the selected columns.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Connection, Row, bindparam, func, insert, select
+from sqlalchemy import Connection, Row, bindparam, func, insert, or_, select
 from sqlalchemy.orm import aliased
+
+from shared.compiled import PerDialect
 
 from bank_penyalur.authorise import CardState
 from bank_penyalur.ledger import NewTransfer, balance_expr
@@ -38,22 +41,27 @@ _FIND_REQUEST = select(_requests).where(
 )
 
 
-def find_request(conn: Connection, op: str, terminal_id: str, stan: str, day: date) -> Row | None:
+_FIND_REQUEST_FAST = PerDialect(_FIND_REQUEST)
+
+
+def find_request(conn: Connection, op: str, terminal_id: str, stan: str, day: date) -> tuple | None:
     """The stored request under this key, as a row with the columns of `auth_requests`."""
     params = {"terminal_id": terminal_id, "stan": stan, "day": day, "op": op}
-    return conn.execute(_FIND_REQUEST, params).one_or_none()
+    return _FIND_REQUEST_FAST.on(conn).one_or_none(conn, params)
 
 
 # Cards are found by their PAN reference (the keyed hash from `Hsm.pan_ref`), never by the PAN.
 _LOCK_BY_PAN_REF = select(Kpm.id).join(Card, Card.kpm_id == Kpm.id).where(Card.pan_ref == bindparam("ref")).with_for_update(of=Kpm)
 _LOCK_BY_CARD = select(Kpm.id).join(Card, Card.kpm_id == Kpm.id).where(Card.id == bindparam("ref")).with_for_update(of=Kpm)
+_LOCK_BY_PAN_REF_FAST = PerDialect(_LOCK_BY_PAN_REF)
+_LOCK_BY_CARD_FAST = PerDialect(_LOCK_BY_CARD)
 
 
 def lock_kpm_of_card(conn: Connection, card_ref: str | int) -> None:
     """Take the row lock that serialises all money and PIN tries of one KPM (PostgreSQL);
     the card by PAN reference (text) or card id (int)."""
-    statement = _LOCK_BY_PAN_REF if isinstance(card_ref, str) else _LOCK_BY_CARD
-    conn.execute(statement, {"ref": card_ref}).all()
+    statement = _LOCK_BY_PAN_REF_FAST if isinstance(card_ref, str) else _LOCK_BY_CARD_FAST
+    statement.on(conn).run(conn, {"ref": card_ref})
 
 
 def latest_card_status():  # noqa: ANN201
@@ -80,7 +88,8 @@ def _card_state_query():  # noqa: ANN202
     restart = aliased(PinEvent)
     last_restart = (
         select(func.coalesce(func.max(restart.id), 0))
-        .where(restart.card_id == Card.id, restart.kind.in_((PIN_SET, PIN_CLEAR, PIN_RESET)))
+        # OR, not IN: an IN list is an "expanding" parameter, compiled anew for each execution
+        .where(restart.card_id == Card.id, or_(restart.kind == PIN_SET, restart.kind == PIN_CLEAR, restart.kind == PIN_RESET))
         .correlate(Card)  # two levels down: say explicitly which FROM it refers to
         .scalar_subquery()
     )
@@ -111,12 +120,14 @@ def _card_state_query():  # noqa: ANN202
 
 _CARD_STATE_BY_PAN_REF = _card_state_query().where(Card.pan_ref == bindparam("ref"))
 _CARD_STATE_BY_ID = _card_state_query().where(Card.id == bindparam("ref"))
+_CARD_STATE_BY_PAN_REF_FAST = PerDialect(_CARD_STATE_BY_PAN_REF)
+_CARD_STATE_BY_ID_FAST = PerDialect(_CARD_STATE_BY_ID)
 
 
 def card_state(conn: Connection, card_ref: str | int) -> CardState | None:
     """The card's state by PAN reference (text) or card id (int); None when there is no such card."""
-    statement = _CARD_STATE_BY_PAN_REF if isinstance(card_ref, str) else _CARD_STATE_BY_ID
-    row = conn.execute(statement, {"ref": card_ref}).one_or_none()
+    statement = _CARD_STATE_BY_PAN_REF_FAST if isinstance(card_ref, str) else _CARD_STATE_BY_ID_FAST
+    row = statement.on(conn).one_or_none(conn, {"ref": card_ref})
     if row is None:
         return None
     return CardState(
@@ -138,7 +149,8 @@ def merchant_account(conn: Connection, merchant_id: str) -> int | None:
     return conn.execute(_MERCHANT_ACCOUNT, {"merchant_id": merchant_id}).scalar_one_or_none()
 
 
-_APPEND_TRANSFER = insert(Transfer).returning(Transfer.id)
+_TRANSFER_COLUMNS = ("debit_account_id", "credit_account_id", "amount_idr", "kind", "period", "reverses_id", "created_at")
+_APPEND_TRANSFER = PerDialect(insert(Transfer).returning(Transfer.id), column_keys=_TRANSFER_COLUMNS)
 
 
 def append_transfer(conn: Connection, transfer: NewTransfer, now: datetime) -> int:
@@ -151,21 +163,23 @@ def append_transfer(conn: Connection, transfer: NewTransfer, now: datetime) -> i
         "reverses_id": transfer.reverses_id,
         "created_at": now,
     }
-    return conn.execute(_APPEND_TRANSFER, params).scalar_one()
+    transfer_id = _APPEND_TRANSFER.on(conn).scalar(conn, params)
+    assert transfer_id is not None
+    return transfer_id
 
 
-_APPEND_PIN_EVENT = insert(PinEvent)
+_APPEND_PIN_EVENT = PerDialect(insert(PinEvent), column_keys=("card_id", "kind", "pvv", "actor", "at"))
 
 
 def append_pin_event(
     conn: Connection, card_id: int, kind: str, now: datetime, actor: str, pvv: str | None = None
 ) -> None:
     params = {"card_id": card_id, "kind": kind, "pvv": pvv, "actor": actor, "at": now}
-    conn.execute(_APPEND_PIN_EVENT, params)
+    _APPEND_PIN_EVENT.on(conn).run(conn, params)
 
 
-_APPEND_REQUEST = insert(AuthRequest)
 REQUEST_COLUMNS = tuple(c.name for c in _requests.columns if c.name != "id")
+_APPEND_REQUEST = PerDialect(insert(AuthRequest), column_keys=REQUEST_COLUMNS)
 
 
 _REQUEST_DEFAULTS = {"exception": False}
@@ -173,7 +187,7 @@ _REQUEST_DEFAULTS = {"exception": False}
 
 def append_request(conn: Connection, values: dict) -> None:
     row = {name: values.get(name, _REQUEST_DEFAULTS.get(name)) for name in REQUEST_COLUMNS}
-    conn.execute(_APPEND_REQUEST, row)
+    _APPEND_REQUEST.on(conn).run(conn, row)
 
 
 _TRANSFER_BY_ID = select(Transfer.__table__).where(Transfer.id == bindparam("id"))

@@ -23,8 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import free_port, machine, percentile, start_bank, stop, wait_healthy  # noqa: E402
+from bench._common import cpu_seconds, free_port, machine, percentile, start_bank, stop, wait_healthy  # noqa: E402
 from shared.banks import get_bank  # noqa: E402
+from shared.credentials import SWITCH  # noqa: E402
 from bank_penyalur.demo import fixture, generator  # noqa: E402
 from bank_penyalur.disburse import disburse  # noqa: E402
 from bank_penyalur.runtime import BankRuntime  # noqa: E402
@@ -52,8 +53,9 @@ class KeepAliveConnection:
     stdlib and the answer is read by Content-Length. A general client (httpx) costs more CPU
     per request than the server under test, which would measure the client instead."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, credential: str) -> None:
         self.host, self.port = host, port
+        self.authorization = f"Authorization: Bearer {credential}\r\n"  # the switch's, as the switch sends it
 
     async def open(self) -> None:
         self.reader, self.writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), 10)
@@ -62,7 +64,7 @@ class KeepAliveConnection:
         payload = json.dumps(body).encode()
         head = (
             f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+            f"{self.authorization}Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
         ).encode()
         self.writer.write(head + payload)
         async with asyncio.timeout(10):
@@ -79,7 +81,7 @@ class KeepAliveConnection:
         self.writer.close()
 
 
-async def drive(url: str, cards: list[dict], merchant_id: str, seconds: float, concurrency: int) -> dict:
+async def drive(url: str, cards: list[dict], merchant_id: str, seconds: float, concurrency: int, credential: str) -> dict:
     latencies_ms: list[float] = []
     counts = {"approved": 0, "declined": 0, "errors": 0}
     today = date.today().isoformat()
@@ -87,7 +89,7 @@ async def drive(url: str, cards: list[dict], merchant_id: str, seconds: float, c
     deadline = time.monotonic() + seconds
 
     async def worker(index: int) -> None:
-        connection = KeepAliveConnection(host, int(port))
+        connection = KeepAliveConnection(host, int(port), credential)
         await connection.open()
         sequence = 0
         while time.monotonic() < deadline:
@@ -148,7 +150,11 @@ def main() -> None:
             url = f"http://127.0.0.1:{port}"
             health = wait_healthy(url)
             merchant = fixture.demo_merchant_id(get_bank(args.bank))
-            result = asyncio.run(drive(url, cards, merchant, args.seconds, args.concurrency))
+            credential = BankSettings(bank=args.bank).credential(SWITCH)  # the bank's child process reads the same settings
+            cpu_before_s = cpu_seconds(server.pid)
+            result = asyncio.run(drive(url, cards, merchant, args.seconds, args.concurrency, credential))
+            bank_cpu_s = cpu_seconds(server.pid) - cpu_before_s
+            result["bank_cpu_ms_per_request"] = round(bank_cpu_s * 1000 / max(result["requests"], 1), 3)
         finally:
             stop(server)
             if schema:

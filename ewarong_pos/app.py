@@ -29,6 +29,7 @@ from edc_terminal.terminal import EdcTerminal
 from edc_terminal.widgets import EdcPanel, InspectorPanel
 from ewarong_pos.cashier import STEP_LABELS, Counter, Step
 from ewarong_pos.catalogue import Product, forbidden_reason
+from ewarong_pos.het_report import HetReporter, reporter_for
 from ewarong_pos.report import price_board, report_csv, report_table
 from ewarong_pos.settings import ShopOptions
 from ewarong_pos.store import ShopStore
@@ -330,9 +331,12 @@ def edc_options_for(options: ShopOptions) -> EdcOptions:
 def build_counter(options: ShopOptions, clock: Clock, monotonic: Callable[[], float] = time.monotonic) -> Counter:
     """The shop's store (migrated, demo stock on first use) and its EDC, joined at the counter."""
     terminal = build_terminal(edc_options_for(options), clock, monotonic)
-    store = ShopStore.open(options.settings(), clock)
+    settings = options.settings()
+    store = ShopStore.open(settings, clock)
     store.ensure_demo(options.ewarong_id)
-    return Counter(store, options.ewarong_id, terminal, clock)
+    token = settings.ops_token.get_secret_value() if settings.ops_token else None
+    reporter = reporter_for(settings.ops_url, token, options.data_dir)  # refusals above HET, to the switch
+    return Counter(store, options.ewarong_id, terminal, clock, het_reporter=reporter)
 
 
 def run_app(options: ShopOptions) -> None:
@@ -345,3 +349,5 @@ def run_app(options: ShopOptions) -> None:
         CashierApp(counter, options.data_dir, edc_options=edc_options_for(options)).run()
     finally:
         counter.store.close()
+        if isinstance(counter.het_reporter, HetReporter):
+            counter.het_reporter.close()

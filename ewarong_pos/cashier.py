@@ -22,8 +22,9 @@ from shared.clock import Clock
 from shared.money import format_idr
 
 from ewarong_pos.catalogue import Product
+from ewarong_pos.het_report import HetAttemptReport, above_het
 from ewarong_pos.recovery import approved_from_terminal_state, sale_reference
-from ewarong_pos.rules import Cart, Refusal, cart_total_idr
+from ewarong_pos.rules import ABOVE_HET, Cart, Refusal, cart_total_idr
 from ewarong_pos.store import Payment, Sale, ShopError, ShopStore
 
 log = logging.getLogger(__name__)
@@ -67,8 +68,12 @@ class CounterView:
 class Counter:
     """One e-Warong counter with its EDC. Drive it from the UI's event loop."""
 
-    def __init__(self, store: ShopStore, ewarong_id: str, terminal: EdcTerminal, clock: Clock) -> None:
+    def __init__(
+        self, store: ShopStore, ewarong_id: str, terminal: EdcTerminal, clock: Clock,
+        het_reporter: Callable[[HetAttemptReport], None] | None = None,
+    ) -> None:  # fmt: skip
         self.store = store
+        self.het_reporter = het_reporter  # told of every good refused above its HET (best effort)
         self.ewarong_id = ewarong_id
         self.terminal = terminal
         self.clock = clock
@@ -136,6 +141,7 @@ class Counter:
         if self._balance_idr is None:
             return self._say(TEXT_CEK_FIRST)
         decided = self.store.add_to_cart(self.ewarong_id, self._cart, sku, qty, self._balance_idr)
+        self._report_above_het(decided, [(sku, qty)])
         return self._take(decided, f"{qty} x {self._name(sku)} masuk keranjang")
 
     def set_quantity(self, sku: str, qty: int) -> bool:
@@ -144,6 +150,7 @@ class Counter:
         if self._balance_idr is None:
             return self._say(TEXT_CEK_FIRST)
         decided = self.store.change_quantity(self.ewarong_id, self._cart, sku, qty, self._balance_idr)
+        self._report_above_het(decided, [(sku, qty)])
         return self._take(decided, f"Jumlah {self._name(sku)} menjadi {qty}")
 
     def clear_cart(self) -> None:
@@ -157,6 +164,14 @@ class Counter:
             return self._say(decided.reason)
         self._cart, self._last_sale = decided, None
         return self._say(done, ok=True)
+
+    def _report_above_het(self, decided: Cart | Refusal | Payment, goods: list[tuple[str, int]]) -> None:
+        """Tell the switch (best effort) of the goods a refusal above HET was about."""
+        if self.het_reporter is None or not isinstance(decided, Refusal) or decided.code != ABOVE_HET:
+            return
+        now = self.clock.now()
+        for product, qty in above_het((self.store.product(self.ewarong_id, sku), qty) for sku, qty in goods):
+            self.het_reporter(HetAttemptReport(self.terminal_id, self.ewarong_id, product, qty, now))
 
     def _name(self, sku: str) -> str:
         product = self.store.product(self.ewarong_id, sku)
@@ -173,6 +188,7 @@ class Counter:
         if self._balance_idr is None:
             return self._say(TEXT_CEK_FIRST)
         began = self.store.begin_payment(self.ewarong_id, self.terminal_id, self._cart)
+        self._report_above_het(began, [(line.sku, line.qty) for line in self._cart.lines])
         if isinstance(began, Refusal):
             return self._say(began.reason)
         self._payment = began

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.keys import demo_key_hex
@@ -24,6 +24,10 @@ class ShopSettings(BaseSettings):
     db_pool_size: int = 5
     # Key of the HMAC-SHA256 that turns a card number into the reference used to count KPM.
     card_ref_key_hex: str | None = None
+    # Where refusals above HET are reported (the switch's ops API; empty: not reported), with a
+    # token of the e-Warong's bank (default: <data_dir>/ops-token, as `sembako up` writes it).
+    ops_url: str | None = "http://127.0.0.1:8000"
+    ops_token: SecretStr | None = None
 
     @property
     def card_ref_key(self) -> bytes:

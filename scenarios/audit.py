@@ -10,10 +10,14 @@ Rules:
 - no KPM account is below zero unless the bank reports it as an offline exception;
 - every approved online slip has exactly one approved purchase in the switch journal and exactly
   one posted purchase at its bank;
-- every approved reversal (journal or bank) points at exactly one original;
+- every approved reversal (journal or bank) points at exactly one original; a reversal the switch
+  journalled without an original (it never journalled the purchase: it was killed with it in
+  flight) is held to this at the bank, where its purchase was posted;
 - the switch journal and the bank agree by RRN on the money moved: approved purchases and
   advices less approved reversals in the journal equal posted debits less posted give-backs at
-  the bank. An RRN whose reversal is still queued at the switch (SAF) is in flight and skipped.
+  the bank. A purchase whose reversal is still on its way is in flight and skipped: queued at
+  the switch (SAF), or held by the terminal that sent the purchase (a reversal it could not
+  deliver yet, or a purchase it sent and has not decided), found by terminal and STAN.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ class AuditView:
     slips: list[Slip] = field(default_factory=list)
     saf_pending_rrns: frozenset[str] = frozenset()
     banks_unread: frozenset[str] = frozenset()  # stopped banks: their side is not checked
+    terminal_pending: frozenset[tuple[str, str]] = frozenset()  # (terminal id, STAN) of purchases a terminal still reverses
 
 
 def audit(view: AuditView) -> list[str]:
@@ -55,8 +60,18 @@ def audit(view: AuditView) -> list[str]:
         *ledger_violations(view.ledgers),
         *slip_violations(view.slips, view.journal, view.postings, view.banks_unread),
         *reversal_violations(view.journal, view.postings),
-        *agreement_violations(view.journal, view.postings, view.saf_pending_rrns, view.banks_unread),
+        *agreement_violations(view.journal, view.postings, in_flight_rrns(view), view.banks_unread),
     ]
+
+
+def in_flight_rrns(view: AuditView) -> frozenset[str]:
+    """RRNs whose reversal is on its way: queued at the switch, or held by the terminal (its
+    purchases are found by terminal and STAN in the journal and at the banks)."""
+    held = view.terminal_pending
+    found = {row["rrn"] for row in view.journal if (row.get("tid"), row.get("stan")) in held and row.get("rrn")}
+    for rows in view.postings.values():
+        found |= {p["rrn"] for p in rows if (p.get("terminal_id"), p.get("stan")) in held and p.get("rrn")}
+    return view.saf_pending_rrns | frozenset(found)
 
 
 def ledger_violations(ledgers: dict[str, dict]) -> list[str]:
@@ -102,8 +117,8 @@ def reversal_violations(journal: list[dict], postings: dict[str, list[dict]]) ->
     found = []
     originals = Counter(row["rrn"] for row in journal if row.get("kind") in DEBITS)
     for row in journal:
-        if row.get("kind") == "reversal" and row.get("rc") == APPROVED:
-            count = originals[row.get("original_rrn")] if row.get("original_rrn") else 0
+        if row.get("kind") == "reversal" and row.get("rc") == APPROVED and row.get("original_rrn"):
+            count = originals[row["original_rrn"]]
             if count != 1:
                 found.append(f"switch journal: reversal RRN {row.get('rrn')} has {count} original(s), expected exactly 1")
     for bank, rows in sorted(postings.items()):

@@ -12,10 +12,11 @@ from typing import Annotated
 
 import typer
 
-from .loader import ScenarioError, check_file, load_scenario, scenario_files
+from .loader import check_file, scenario_files
 from .model import scenario_json_schema
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
+JOBS_MAX = 16  # scenarios played at once (`run --jobs`)
 
 scenario_app = typer.Typer(
     help="Failure scenarios as data: the file format's schema and a checker.",
@@ -67,35 +68,34 @@ def run(
     database_url: Annotated[
         str | None, typer.Option("--database-url", help="PostgreSQL URL (each scenario in schemas of its own); default SQLite in a temp dir")
     ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", "-j", min=1, max=JOBS_MAX, help="Scenarios played at once, each on its own network (default: min(cores, 4))"),
+    ] = None,
 ) -> None:
     """Play scenarios, each on a fresh network; one line per step; exit 1 if any fails."""
+    from .pool import default_jobs, run_files
     from .report import html_report, junit_xml
-    from .runner import RunOptions, ScenarioResult, run_scenario
+    from .runner import RunOptions
 
     files = list(scenario_files(paths))
     if not files:
         typer.echo("no scenario files found", err=True)
         raise typer.Exit(1)
+    invalid = [file for file in files if check_file(file)]
+    for file in invalid:
+        for error in check_file(file):
+            typer.echo(str(error))
     options = RunOptions(seed=seed, database_url=database_url, progress=typer.echo)
-    results = []
-    for file in files:
-        try:
-            scenario = load_scenario(file)
-        except ScenarioError as exc:
-            for error in exc.errors or (exc,):
-                typer.echo(str(error))
-            results.append(ScenarioResult(file.stem, str(file), seed or 0, error=f"invalid scenario file: {exc}"))
-            continue
-        result = run_scenario(scenario, str(file), options)
-        verdict = "PASS" if result.passed else f"FAIL: {result.failure()}"
-        typer.echo(f"{result.name}  {verdict}  ({result.elapsed_s:.1f}s)")
-        results.append(result)
+    results = run_files(files, options, jobs or default_jobs())
     if junit:
         junit.write_text(junit_xml(results), encoding="utf-8")
     if html:
         html.write_text(html_report(results), encoding="utf-8")
-    failed = sum(not r.passed for r in results)
-    typer.echo(f"{len(results) - failed} of {len(results)} scenario(s) passed", err=True)
+    failed = [r for r in results if not r.passed]
+    for result in failed:
+        typer.echo(f"FAILED {result.name} ({result.file}): {result.failure()}")
+    typer.echo(f"{len(results) - len(failed)} of {len(results)} scenario(s) passed", err=True)
     if failed:
         raise typer.Exit(1)
 

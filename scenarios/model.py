@@ -51,6 +51,7 @@ from shared.banks import BANK_CODES, DEMO_TERMINALS_PER_BANK
 from switch.reconciliation import Line, Summary
 
 from .values import (
+    DURATION_PATTERN,
     TAG_PREFIX,
     TID_PATTERN,
     BankCode,
@@ -69,6 +70,7 @@ from .values import (
     WibDateTime,
     duration,
     duration_text,
+    parse_duration,
     one_of,
     one_or_many,
     shaped_text,
@@ -89,6 +91,7 @@ STOCK_QUANTITY_MAX = 1_000_000
 CHECKS_MAX = 20  # rows of one report check list, texts of one contains list
 SEED_MAX = 2**32 - 1
 ADVANCE_MAX = timedelta(days=400)
+SERVICE_AFTER_MAX = timedelta(minutes=1)
 WAIT_MAX = timedelta(minutes=10)
 SAF_WITHIN_MAX = timedelta(minutes=10)
 
@@ -280,6 +283,17 @@ class Bayar(Spec):
     pin: Pin | None = Field(None, description="The PIN keyed in (default: the card's own PIN)")
 
 
+class TarikTunai(Spec):
+    """A cash withdrawal keyed on a terminal (processing code 01): the benefit is never paid out
+    as cash, so the network refuses it. This EDC has no such function: the message is made
+    with the terminal's keys, as a tampered or foreign terminal would send it."""
+
+    card: CardName = Field(description="The card, by its name")
+    terminal: Tid = Field(description="The terminal")
+    amount_idr: Rupiah = Field(alias="amount", description="Cash asked for, in rupiah")
+    pin: Pin | None = Field(None, description="The PIN keyed in (default: the card's own PIN)")
+
+
 class Cart(Spec):
     """A purchase made at the e-Warong POS from a cart of products."""
 
@@ -330,40 +344,67 @@ class PinReset(Spec):
 
 
 class ServiceTarget(BaseModel):
-    """A service to stop, kill or restart: "switch", "bank bni" or "terminal BNI00001"."""
+    """A service to stop, kill, pause, resume or restart: "switch", "bank bni" or "terminal BNI00001".
+
+    With " after DURATION" (at most a minute) the step returns at once and the action lands that
+    long later, during the next step: e.g. the switch killed while a purchase is in flight."""
 
     model_config = ConfigDict(frozen=True)
 
     kind: Literal["switch", "bank", "terminal"]
     id: str | None = None  # bank code or terminal id
+    after: timedelta | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _from_text(cls, value: Any) -> Any:
         if isinstance(value, ServiceTarget):
             return value
-        words = value.split(" ") if isinstance(value, str) else []
         bad = PydanticCustomError(
             "service",
-            'expecting "switch", "bank CODE" ({banks}) or "terminal TID", got {got}',
+            'expecting "switch", "bank CODE" ({banks}) or "terminal TID", optionally followed by " after DURATION" '
+            '(e.g. "switch after 1s"), got {got}',
             {"banks": ", ".join(BANK_CODES), "got": shown(value)},
         )
+        if not isinstance(value, str):
+            raise bad
+        target, _, delay = value.partition(" after ")
+        after = _service_delay(delay, bad) if delay else None
+        words = target.split(" ")
         if words == ["switch"]:
-            return {"kind": "switch"}
+            return {"kind": "switch", "after": after}
         if len(words) != 2 or words[0] not in ("bank", "terminal"):  # noqa: PLR2004
             raise bad
         kind, ident = words
         if (kind == "bank" and ident not in BANK_CODES) or (kind == "terminal" and not _is_tid(ident)):
             raise bad
-        return {"kind": kind, "id": ident}
+        return {"kind": kind, "id": ident, "after": after}
+
+    @property
+    def name(self) -> str:
+        """The service as written, without the delay: switch, bank bni, terminal BNI00001."""
+        return self.kind if self.id is None else f"{self.kind} {self.id}"
 
     @model_serializer
     def _as_text(self) -> str:
-        return self.kind if self.id is None else f"{self.kind} {self.id}"
+        return self.name if self.after is None else f"{self.name} after {duration_text(self.after)}"
 
     @classmethod
     def __get_pydantic_json_schema__(cls, schema: core_schema.CoreSchema, handler: Any) -> JsonSchemaValue:
-        return {"type": "string", "pattern": f"^(switch|bank ({'|'.join(BANK_CODES)})|terminal {TID_PATTERN[1:-1]})$"}
+        target = f"(switch|bank ({'|'.join(BANK_CODES)})|terminal {TID_PATTERN[1:-1]})"
+        return {"type": "string", "pattern": f"^{target}( after {DURATION_PATTERN[1:-1]})?$"}
+
+
+def _service_delay(text: str, bad: PydanticCustomError) -> timedelta:
+    try:
+        delay = parse_duration(text)
+    except ValueError:
+        raise bad from None
+    if not timedelta(0) < delay <= SERVICE_AFTER_MAX:
+        raise PydanticCustomError(
+            "service_after", "expecting a delay within (0s, {most}], got {got}", {"most": duration_text(SERVICE_AFTER_MAX), "got": shown(text)}
+        )
+    return delay
 
 
 def _is_tid(text: str) -> bool:
@@ -539,6 +580,11 @@ class Condition(Spec):
         None, max_length=CHECKS_MAX, description="Rows of reconciliation reports"
     )
     ledger: Literal["balanced"] | None = Field(None, description="`balanced`: every bank's ledger sums to zero")
+    stock: dict[Tid, dict[DemoSku, whole_number(0, STOCK_QUANTITY_MAX)]] | None = Field(
+        None,
+        max_length=TERMINALS_MAX,
+        description="Terminal -> SKU -> units on the shelf of its e-Warong (the POS books), e.g. {BNI00001: {BRS-MED: 45}}",
+    )
 
     @model_validator(mode="after")
     def _something(self) -> Condition:
@@ -551,12 +597,17 @@ class Expect(Condition):
 
     rc: one_or_many(Rc, CHECKS_MAX) | None = Field(None, description="The response code the terminal got, or one of several")
     approved: StrictBool | None = Field(None, description="Whether the transaction was approved")
+    sent: StrictBool | None = Field(
+        None,
+        description="Whether the transaction went out to the switch (false: the terminal or the shop refused it first, "
+        "or the terminal decided it offline)",
+    )
     slip: TextCheck | None = Field(None, description="The printed slip (receipt)")
     screen: TextCheck | None = Field(None, description="The cashier app's screen")
 
 
 _CHECK_WORDS = {"Condition": "a wait condition", "Expect": "an expect block"}
-TRANSACTION_CHECKS: tuple[str, ...] = ("rc", "approved", "slip", "screen")
+TRANSACTION_CHECKS: tuple[str, ...] = ("rc", "approved", "sent", "slip", "screen")
 
 
 class Wait(Spec):
@@ -568,9 +619,15 @@ class Wait(Spec):
 
 # -- steps -------------------------------------------------------------------------------------------------
 
-TRANSACTION_ACTIONS: tuple[str, ...] = ("cek", "bayar", "cart", "reversal", "offline_sale", "upload", "settle", "signon")
+TRANSACTION_ACTIONS: tuple[str, ...] = (
+    "cek", "bayar", "cart", "tarik_tunai", "reversal", "offline_sale", "upload", "settle", "signon",
+)
+# Actions that make one transaction of their own, which the switch journals (or, offline, the
+# upload does): what a journal or reconciliation check can name.
+JOURNALLED_ACTIONS: tuple[str, ...] = ("cek", "bayar", "cart", "tarik_tunai", "reversal", "offline_sale")
 CARD_ACTIONS: tuple[str, ...] = ("block", "report_lost", "replace", "pin_reset")
-SERVICE_ACTIONS: tuple[str, ...] = ("stop", "kill", "restart")
+SERVICE_ACTIONS: tuple[str, ...] = ("stop", "kill", "pause", "resume", "restart")
+PROCESS_ACTIONS: tuple[str, ...] = ("pause", "resume")  # for services that are processes: banks, the switch
 LINK_ACTIONS: tuple[str, ...] = ("drop_next", "delay_next", "duplicate_next", "cut", "heal", "set_profile")
 ACTIONS: tuple[str, ...] = (
     "disburse",
@@ -593,6 +650,7 @@ class Step(Spec):
     cek: Cek | None = Field(None, description="Balance inquiry")
     bayar: Bayar | None = Field(None, description="Purchase of an amount")
     cart: Cart | None = Field(None, description="Purchase of a cart at the e-Warong POS")
+    tarik_tunai: TarikTunai | None = Field(None, description="Cash withdrawal attempt (refused: the benefit is food only)")
     reversal: TerminalAction | None = Field(None, description="Void (reverse) the terminal's last purchase")
     offline_sale: OfflineSale | None = Field(None, description="A sale decided offline by the terminal")
     upload: TerminalAction | None = Field(None, description="The terminal uploads its stored offline sales")
@@ -602,8 +660,16 @@ class Step(Spec):
     report_lost: CardAction | None = Field(None, description="The KPM reports the card lost at the bank")
     replace: Replace | None = Field(None, description="The bank replaces the card with a new one")
     pin_reset: PinReset | None = Field(None, description="The bank resets the card's PIN")
-    stop: ServiceTarget | None = Field(None, description='Stop a service cleanly: "switch", "bank bni", "terminal BNI00001"')
-    kill: ServiceTarget | None = Field(None, description="Kill a service abruptly (no clean shutdown)")
+    stop: ServiceTarget | None = Field(
+        None,
+        description='Stop a service cleanly: "switch", "bank bni", "terminal BNI00001"; a bank or the switch may take a '
+        'delay, "switch after 1s": the action then lands during the next step',
+    )
+    kill: ServiceTarget | None = Field(None, description='Kill a service abruptly (no clean shutdown), e.g. "switch after 1s"')
+    pause: ServiceTarget | None = Field(
+        None, description='Freeze a bank or the switch (SIGSTOP): it hangs, holding its connections, until "resume"'
+    )
+    resume: ServiceTarget | None = Field(None, description="Let a paused bank or switch carry on (SIGCONT)")
     restart: ServiceTarget | None = Field(None, description="Start a stopped or killed service again")
     drop_next: Steer | None = Field(None, description="Lose the next frame on a terminal's link")
     delay_next: SteerDelay | None = Field(None, description="Hold the next frame on a terminal's link")

@@ -1,33 +1,44 @@
-"""The scenario runner's own network: bank processes, the switch in a thread, seeded cards.
+"""The scenario runner's own network: bank and switch processes, the clock file, seeded cards.
 
 Adapted from the end-to-end test harness (tests/switch/network.py), which product code must not
-import. Banks run as child processes (`python -m sembako bank serve`) so a step can stop, kill and
-restart them on the same port and data; the switch runs with its own event loop in a background
-thread and can be stopped and started again on the same ports and data. Everything listens on
-127.0.0.1 on ephemeral ports, in a temporary directory; every wait is bounded.
+import. Every service runs as a process of its own running the command `sembako up` runs
+(`sembako bank serve`, `sembako switch serve`), forked from a server that has their code loaded
+(`scenarios.launcher`), so a step can stop, kill, pause and restart each on the same ports and
+data. Everything listens on 127.0.0.1 on ephemeral ports, keeps its data in
+the scenario's temporary directory (or its own PostgreSQL schemas, dropped at the end) and its
+log beside it; every wait is bounded.
+
+Time: the services read the scenario's simulated time from a clock file (`shared.clock.FileClock`,
+settings `clock_file`), written by the runner's `ScenarioClock`: it starts at the scenario's
+start and runs at wall speed, and an `advance` moves it for every service at once.
 
 Cards are written straight into each bank's database BEFORE its process starts: the demo cards
 (`bank_penyalur.demo.generator.seed` with no generated KPM) and the scenario's new cards in their
-situations. Nothing is disbursed: disbursement is a step of the scenario.
+situations. Nothing is disbursed: disbursement is a step of the scenario. The switch's database
+gets, before its process starts, the runner's own ops API token (viewer, every bank): the
+runner reads the journal, the SAF queue and the reconciliation with it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
+import json
+import logging
 import os
+import re
 import signal
 import socket
 import subprocess
-import sys
-import threading
 import time
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import create_engine, text
 
 from bank_penyalur import registry
 from bank_penyalur.demo import fixture, generator
@@ -38,28 +49,45 @@ from bank_penyalur.settings import BankSettings
 from bank_penyalur.tables import ACTIVATED, BLOCKED, DAMAGED, DISTRIBUTED, LOST, PIN_FAIL, PinEvent
 from shared import pinblock
 from shared.banks import get_bank
-from shared.clock import FixedClock
+from shared.cards import mask_pan
+from shared.clock import ClockFile, FixedClock
+from shared.credentials import SWITCH, demo_credential
+from shared.db import normalise_url
 from shared.keys import demo_key_hex
-from switch.runtime import SwitchRuntime
+from switch import migrate as switch_migrate
+from switch.ops import access
+from switch.runtime import database_for as switch_database_for
 from switch.settings import SwitchSettings
+from switch.tables import VIEWER
 
+from . import launcher
 from .model import CardSpec, Scenario
 
-HEALTH_TIMEOUT_S = 30.0
+HEALTH_TIMEOUT_S = 60.0  # several networks may start at once on a busy machine
 STOP_TIMEOUT_S = 10.0
-SWITCH_CALL_TIMEOUT_S = 30.0
 HTTP_TIMEOUT_S = 10.0
-BANK_TIMEOUT_MS = 2_000  # the switch's wait for a bank: below the terminals' own timeout
+BANK_TIMEOUT_MS = 3_000  # the switch's wait for a bank: below the terminals' own timeout (5 s)
 SAF_INTERVAL_MS = 200
+CARD_LIST_TTL_MS = 0  # every sign-on gets the bank's card list as it is now (a step may just have changed it)
 ACTOR = "scenario-runner"
 NEW_KPM_SEQ_BASE = 7_000  # NIK sequence numbers of generated new KPM, apart from the demo's
+CLOCK_FILE = "clock.json"
 _schemas = itertools.count(1)
+# What the services must not take from the runner's own environment: its data and settings.
+_ENV_DROPPED = ("DATABASE_URL", "SEMBAKO_DATA_DIR")
+_ENV_PREFIXES_DROPPED = ("SEMBAKO_BANK_", "SEMBAKO_SWITCH_", "SEMBAKO_EWARONG_")
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def service_env(**settings: str) -> dict[str, str]:
+    """The runner's environment less its data and service settings, plus `settings`."""
+    env = {k: v for k, v in os.environ.items() if k not in _ENV_DROPPED and not k.startswith(_ENV_PREFIXES_DROPPED)}
+    return env | settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,47 +101,73 @@ class Card:
     nik: str
 
 
+class ScenarioClock:
+    """The scenario's time: its start, running at wall speed, moved forward by `advance`.
+
+    Kept in the clock file every service of the network reads (`shared.clock.FileClock`): the
+    runner's terminals use this object, the banks and the switch the file."""
+
+    def __init__(self, start: datetime, path: Path, wall: Any = time.time) -> None:
+        self.path = path
+        self._wall = wall
+        self._file = ClockFile(start, wall())
+        self._file.write(path)
+
+    def now(self) -> datetime:
+        return self._file.now(self._wall())
+
+    def advance(self, delta: timedelta) -> None:
+        self._file = replace(self._file, shift_s=self._file.shift_s + delta.total_seconds())
+        self._file.write(self.path)
+
+
 @dataclass
-class BankProcess:
-    """One bank as a child process on a fixed port and data directory."""
+class ServiceProcess:
+    """One service as a process of its own on fixed ports and data, answering `health_url`."""
 
-    code: str
-    port: int
-    command: list[str]
+    name: str  # "bank bni", "switch"
+    kind: str  # launcher.BANK or launcher.SWITCH
+    options: dict[str, Any]  # of its serve command
     env: dict[str, str]
+    health_url: str
     log_path: Path
-    process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    process: launcher.Forked | None = None
+    paused: bool = False
 
     @property
     def running(self) -> bool:
+        """Started and not ended (a paused service is running: it holds its sockets)."""
         return self.process is not None and self.process.poll() is None
 
-    def start(self) -> None:
-        """Start the process and wait (bounded) until it answers /health."""
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
-        deadline = time.monotonic() + HEALTH_TIMEOUT_S
+    def spawn(self) -> None:
+        """Start the process; `wait_healthy` waits until it answers."""
+        self.process = launcher.start(self.kind, self.options, self.env, self.log_path)
+        self.paused = False
+
+    def wait_healthy(self, deadline: float) -> None:
+        assert self.process is not None
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"bank {self.code} exited at start: see {self.log_path}")
+                raise RuntimeError(f"{self.name} exited at start: see {self.log_path}")
             try:
-                if httpx.get(f"{self.url}/health", timeout=0.5).status_code == 200:  # noqa: PLR2004
+                if httpx.get(self.health_url, timeout=0.5).status_code == 200:  # noqa: PLR2004
                     return
             except httpx.HTTPError:
                 pass
-            time.sleep(0.1)
+            time.sleep(0.05)
         self.kill()
-        raise TimeoutError(f"bank {self.code} not healthy within {HEALTH_TIMEOUT_S:g} s")
+        raise TimeoutError(f"{self.name} not healthy within {HEALTH_TIMEOUT_S:g} s: see {self.log_path}")
+
+    def start(self) -> None:
+        """Start it and wait (bounded) until it answers."""
+        self.spawn()
+        self.wait_healthy(time.monotonic() + HEALTH_TIMEOUT_S)
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it does not end in time."""
+        """SIGTERM (a clean shutdown), then SIGKILL if it does not end in time."""
         if self.running:
             assert self.process is not None
-            self.process.send_signal(signal.SIGCONT)
+            self.resume()
             self.process.terminate()
             try:
                 self.process.wait(timeout=STOP_TIMEOUT_S)
@@ -121,10 +175,45 @@ class BankProcess:
                 self.kill()
 
     def kill(self) -> None:
-        """SIGKILL: no clean shutdown."""
+        """SIGKILL: no clean shutdown, whatever it held in memory is lost."""
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=STOP_TIMEOUT_S)
+        self.paused = False
+
+    def pause(self) -> None:
+        """SIGSTOP: the service hangs; connections are accepted by the kernel, nothing answers."""
+        if self.running and not self.paused:
+            assert self.process is not None
+            self.process.send_signal(signal.SIGSTOP)
+            self.paused = True
+
+    def resume(self) -> None:
+        """SIGCONT: a paused service carries on with what waited meanwhile."""
+        if self.running and self.paused:
+            assert self.process is not None
+            self.process.send_signal(signal.SIGCONT)
+        self.paused = False
+
+
+@dataclass
+class BankProcess(ServiceProcess):
+    code: str = ""
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class SwitchProcess(ServiceProcess):
+    iso_port: int = 0
+    ops_port: int = 0
+
+    @property
+    def ops_url(self) -> str:
+        return f"http://127.0.0.1:{self.ops_port}"
 
 
 @dataclass
@@ -135,53 +224,72 @@ class Storage:
     database_url: str | None = None
     db_schema: str | None = None
 
+    def schema_of(self, part: str) -> str | None:
+        """The PostgreSQL schema of one part (a bank, the switch, the shop); None on SQLite."""
+        return f"{self.db_schema}_{part}" if self.db_schema else None
+
 
 def storage_for(data_dir: Path, database_url: str | None) -> Storage:
-    """SQLite in `data_dir`, or PostgreSQL in a schema of its own for this scenario run."""
+    """SQLite in `data_dir`, or PostgreSQL in schemas of its own for this scenario run."""
     if database_url is None:
         return Storage(data_dir)
-    return Storage(data_dir, database_url, f"scn_{os.getpid()}_{next(_schemas)}")
+    return Storage(data_dir, database_url, f"scn_{os.getpid()}_{time.time_ns() % 10**9}_{next(_schemas)}")
 
 
 class ScenarioNetwork:
-    """The banks and the switch of one scenario run."""
+    """The banks and the switch of one scenario run, and the clock they share."""
 
     def __init__(self, scenario: Scenario, storage: Storage) -> None:
         self.scenario = scenario
         self.storage = storage
         self.start_at = scenario.network.start
+        self.clock = ScenarioClock(self.start_at, storage.data_dir / CLOCK_FILE)
         self.banks = {code: self._bank_process(code) for code in scenario.network.banks}
+        self.switch = self._switch_process()
         self.cards: dict[str, Card] = {}
-        self.switch: SwitchRuntime | None = None
-        self._switch_ports: tuple[int, int] | None = None  # (iso, ops), kept across restarts
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self.ops_token: str | None = None  # the runner's token for the switch's ops API, once seeded
+
+    @property
+    def services(self) -> list[ServiceProcess]:
+        return [*self.banks.values(), self.switch]
+
+    def service(self, kind: str, ident: str | None = None) -> ServiceProcess:
+        return self.switch if kind == "switch" else self.banks[str(ident)]
 
     # -- banks ---------------------------------------------------------------------------------
 
     def bank_settings(self, code: str) -> BankSettings:
-        schema = self.storage.db_schema
         return BankSettings(
             bank=code,
             data_dir=self.storage.data_dir,
             database_url=self.storage.database_url,
-            db_schema=f"{schema}_{code}" if schema else None,
+            db_schema=self.storage.schema_of(code),
         )
+
+    def bank_credential(self, code: str, holder: str) -> str:
+        """The credential of `holder` ("switch", "operator") bank `code` accepts: its demo one,
+        as its process starts without SEMBAKO_BANK_* settings."""
+        return demo_credential(code, holder)
 
     def _bank_process(self, code: str) -> BankProcess:
         settings = self.bank_settings(code)
         port = free_port()
-        command = [sys.executable, "-m", "sembako", "bank", "serve", "--bank", code, "--port", str(port), "--data-dir", str(settings.data_dir)]
-        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SEMBAKO_DATA_DIR") and not k.startswith("SEMBAKO_BANK_")}
+        options = {"bank": code, "port": port, "host": "127.0.0.1", "data_dir": settings.data_dir,
+                   "database_url": settings.database_url, "seed_kpm": None}  # fmt: skip
+        env = service_env(SEMBAKO_BANK_CLOCK_FILE=str(self.clock.path))
         if settings.database_url:
-            command += ["--database-url", settings.database_url]
             env["SEMBAKO_BANK_DB_SCHEMA"] = str(settings.db_schema)
-        return BankProcess(code, port, command, env, self.storage.data_dir / f"bank-{code}.log")
+        log = self.storage.data_dir / f"bank-{code}.out"
+        health = f"http://127.0.0.1:{port}/health"
+        return BankProcess(f"bank {code}", launcher.BANK, options, env, health, log, code=code, port=port)
 
     def seed_banks(self) -> None:
-        """Demo cards in every bank, then the scenario's new cards (in the order of `people`)."""
+        """Demo cards in every bank, then the scenario's new cards (in the order of `people`).
+        A scenario network runs on the demo keys on purpose: their warning is not repeated here
+        (each bank's own log has it)."""
         clock = FixedClock(self.start_at)
-        runtimes = {code: BankRuntime.start(self.bank_settings(code), clock) for code in self.banks}
+        with _quiet("bank_penyalur"):
+            runtimes = {code: BankRuntime.start(self.bank_settings(code), clock) for code in self.banks}
         try:
             for code, runtime in runtimes.items():
                 generator.seed(runtime.db, runtime.bank, runtime.hsm, clock, kpm=0)
@@ -204,85 +312,98 @@ class ScenarioNetwork:
 
     # -- the switch ------------------------------------------------------------------------------
 
-    def switch_settings(self) -> SwitchSettings:
-        if self._switch_ports is None:
-            self._switch_ports = (free_port(), free_port())
-        iso_port, ops_port = self._switch_ports
-        schema = self.storage.db_schema
-        return SwitchSettings(
-            iso_port=iso_port,
-            ops_port=ops_port,
+    def seed_switch(self) -> None:
+        """Bring the switch's database to head and issue the runner's ops API token in it."""
+        settings = SwitchSettings(
             data_dir=self.storage.data_dir,
             database_url=self.storage.database_url,
-            db_schema=f"{schema}_switch" if schema else "switch",
-            bank_urls={code: bank.url for code, bank in self.banks.items()},
-            bank_timeout_ms=BANK_TIMEOUT_MS,
-            saf_interval_ms=SAF_INTERVAL_MS,
+            db_schema=self.storage.schema_of("switch") or "switch",
         )
-
-    def start_switch(self) -> None:
-        """Start the switch (again) on its ports and data, in a thread of its own."""
-        if self.switch is not None:
-            return
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="scenario-switch", daemon=True)
-        self._thread.start()
-        runtime = SwitchRuntime(self.switch_settings())
-        self.switch = runtime
-        self._call(runtime.start(with_ops_api=True))
-
-    def stop_switch(self) -> None:
-        """Stop the switch cleanly (its journal drained); its ports and data stay for a restart."""
-        loop, thread, runtime = self._loop, self._thread, self.switch
-        self.switch = None
-        if loop is None or thread is None:
-            return
+        db = switch_database_for(settings)
         try:
-            if runtime is not None and loop.is_running():
-                self._call(runtime.stop(), loop)
+            switch_migrate.upgrade(db)
+            with db.begin() as conn:
+                issued = access.create_token(conn, VIEWER, None, "scenario runner", ACTOR, self.start_at)
         finally:
-            if loop.is_running():
-                loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=STOP_TIMEOUT_S)
-            if not thread.is_alive():
-                loop.close()
-            self._loop = self._thread = None
+            db.dispose()
+        self.ops_token = issued.token
 
-    def _call(self, coroutine: Any, loop: asyncio.AbstractEventLoop | None = None) -> Any:
-        target = loop or self._loop
-        assert target is not None
-        return asyncio.run_coroutine_threadsafe(coroutine, target).result(timeout=SWITCH_CALL_TIMEOUT_S)
+    def ops_headers(self) -> dict[str, str]:
+        assert self.ops_token is not None, "the switch is seeded before it is read"
+        return {"Authorization": f"Bearer {self.ops_token}"}
+
+    def _switch_process(self) -> SwitchProcess:
+        iso_port, ops_port = free_port(), free_port()
+        data_dir = self.storage.data_dir
+        options = {"port": iso_port, "ops_port": ops_port, "host": "127.0.0.1", "data_dir": data_dir,
+                   "database_url": self.storage.database_url}  # fmt: skip
+        env = service_env(
+            SEMBAKO_SWITCH_BANK_URLS=json.dumps({code: bank.url for code, bank in self.banks.items()}),
+            SEMBAKO_SWITCH_BANK_CREDENTIALS=json.dumps({code: self.bank_credential(code, SWITCH) for code in self.banks}),
+            SEMBAKO_SWITCH_BANK_TIMEOUT_MS=str(BANK_TIMEOUT_MS),
+            SEMBAKO_SWITCH_SAF_INTERVAL_MS=str(SAF_INTERVAL_MS),
+            SEMBAKO_SWITCH_CARD_LIST_TTL_MS=str(CARD_LIST_TTL_MS),
+            SEMBAKO_SWITCH_CLOCK_FILE=str(self.clock.path),
+        )
+        if self.storage.database_url:
+            env["SEMBAKO_SWITCH_DB_SCHEMA"] = str(self.storage.schema_of("switch"))
+        health = f"http://127.0.0.1:{ops_port}/health"
+        return SwitchProcess("switch", launcher.SWITCH, options, env, health, data_dir / "switch.out", iso_port=iso_port, ops_port=ops_port)
 
     @property
     def iso_port(self) -> int:
-        return self.switch_settings().iso_port
+        return self.switch.iso_port
 
     @property
     def ops_url(self) -> str:
-        return f"http://127.0.0.1:{self.switch_settings().ops_port}"
+        return self.switch.ops_url
 
     # -- all of it -------------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Seed the banks, then start every service at once and wait until all answer."""
         try:
             self.seed_banks()
-            for bank in self.banks.values():
-                bank.start()
-            self.start_switch()
+            self.seed_switch()
+            for service in self.services:
+                service.spawn()
+            deadline = time.monotonic() + HEALTH_TIMEOUT_S
+            for service in self.services:
+                service.wait_healthy(deadline)
         except BaseException:
             self.stop()
             raise
 
     def stop(self) -> None:
-        """Stop everything; never raises for one part that will not stop."""
+        """Stop everything (SIGTERM to all at once, bounded waits), then drop the PostgreSQL
+        schemas of this run; never raises for one part that will not stop."""
+        for service in self.services:
+            try:
+                service.resume()
+                if service.running:
+                    assert service.process is not None
+                    service.process.terminate()
+            except Exception:  # noqa: BLE001, S110 - every service must be stopped all the same
+                pass
+        for service in self.services:
+            try:
+                service.stop()
+            except Exception:  # noqa: BLE001 - the next one must be stopped all the same
+                service.kill()
+        self.drop_schemas()
+
+    def drop_schemas(self) -> None:
+        """The PostgreSQL schemas of this run, dropped (SQLite files go with the temp dir)."""
+        if not self.storage.database_url:
+            return
+        parts = [*self.banks, "switch", "shop"]
+        engine = create_engine(normalise_url(self.storage.database_url))
         try:
-            self.stop_switch()
+            with engine.begin() as conn:
+                for part in parts:
+                    conn.execute(text(f'DROP SCHEMA IF EXISTS "{self.storage.schema_of(part)}" CASCADE'))
         finally:
-            for bank in self.banks.values():
-                try:
-                    bank.stop()
-                except Exception:  # noqa: BLE001 - the next bank must be stopped all the same
-                    bank.kill()
+            engine.dispose()
 
     # -- PIN blocks for the bank's counter -----------------------------------------------------
 
@@ -291,6 +412,18 @@ class ScenarioNetwork:
         """A PIN block under the bank's (demo) ZPK, as the bank's PIN pad would send it."""
         zpk = pinblock.parse_key(demo_key_hex(bank, "zpk"))
         return pinblock.encipher(zpk, pin, pan).hex().upper()
+
+
+@contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """Warnings of `logger_name` held back for the block."""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 # -- new cards ---------------------------------------------------------------------------------------
@@ -372,16 +505,29 @@ class Http:
 
     client: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=HTTP_TIMEOUT_S))
 
-    async def get(self, url: str, **params: Any) -> Any:
-        answer = await self.client.get(url, params={k: v for k, v in params.items() if v is not None})
-        answer.raise_for_status()
-        return answer.json()
+    async def get(self, url: str, headers: dict[str, str] | None = None, **params: Any) -> Any:
+        answer = await self.client.get(url, headers=headers, params={k: v for k, v in params.items() if v is not None})
+        return _json_of("GET", url, answer)
 
-    async def post(self, url: str, body: dict) -> Any:
-        answer = await self.client.post(url, json=body)
-        if answer.status_code >= 400:  # noqa: PLR2004
-            raise RuntimeError(f"POST {url.split('/v1/', 1)[-1]} answered {answer.status_code}: {answer.text[:300]}")
-        return answer.json()
+    async def post(self, url: str, body: dict, headers: dict[str, str] | None = None) -> Any:
+        return _json_of("POST", url, await self.client.post(url, json=body, headers=headers))
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+_PAN_RUN = re.compile(r"(?<![0-9])[0-9]{13,19}(?![0-9])")
+ANSWER_CHARS_SHOWN = 300
+
+
+def masked(text: str) -> str:
+    """`text` with every run of 13 to 19 digits (a card number) masked, for reports and errors."""
+    return _PAN_RUN.sub(lambda found: mask_pan(found.group()), text)
+
+
+def _json_of(method: str, url: str, answer: httpx.Response) -> Any:
+    """The answer's JSON; an error answer raises naming the call (card numbers masked)."""
+    if answer.status_code >= 400:  # noqa: PLR2004
+        path = url.split("/v1/", 1)[-1]
+        raise RuntimeError(masked(f"{method} {path} answered {answer.status_code}: {answer.text[:ANSWER_CHARS_SHOWN]}"))
+    return answer.json()

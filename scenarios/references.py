@@ -15,7 +15,9 @@ from shared.banks import demo_terminal
 
 from .values import shown
 from .model import (
+    JOURNALLED_ACTIONS,
     LINE_COLUMNS,
+    PROCESS_ACTIONS,
     SUMMARY_COLUMNS,
     TRANSACTION_ACTIONS,
     TRANSACTION_CHECKS,
@@ -59,9 +61,11 @@ class _Names:
             if step.replace is not None:
                 self.card_defined_at.setdefault(step.replace.new_card_name, f"steps[{index}]")
         self.step_defined_at: dict[str, int] = {}
+        self.step_action: dict[str, str] = {}
         for index, step in enumerate(scenario.steps):
             if step.name:
                 self.step_defined_at.setdefault(step.name, index)
+                self.step_action.setdefault(step.name, step.action)
 
 
 def reference_problems(scenario: Scenario) -> list[Problem]:
@@ -72,6 +76,10 @@ def reference_problems(scenario: Scenario) -> list[Problem]:
     problems += _people_problems(scenario, names)
     for index, step in enumerate(scenario.steps):
         problems += _step_problems(step, index, names)
+    last = scenario.steps[-1]
+    if isinstance(last.params, ServiceTarget) and last.params.after is not None:
+        loc = ("steps", len(scenario.steps) - 1, last.action)
+        problems.append(Problem(loc, "a delayed service action lands during the next step: add the step it should land in"))
     return problems
 
 
@@ -182,6 +190,10 @@ def _action_problems(step: Step, loc: Loc, names: _Names) -> list[Problem]:
     params = step.params
     problems = []
     if isinstance(params, ServiceTarget):
+        if params.kind == "terminal" and step.action in PROCESS_ACTIONS:
+            problems.append(Problem(loc, f"{step.action} is for a bank or the switch; a terminal is stopped and restarted"))
+        if params.kind == "terminal" and params.after is not None:
+            problems.append(Problem(loc, "a terminal is stopped, killed or restarted between steps: leave the delay out"))
         if params.kind == "bank" and params.id not in names.banks:
             problems.append(Problem(loc, f"bank {params.id} is not in network.banks"))
         if params.kind == "terminal" and params.id not in names.terminals:
@@ -206,13 +218,14 @@ def _expect_problems(step: Step, loc: Loc, index: int, names: _Names) -> list[Pr
     assert expect is not None  # noqa: S101 - checked by the caller
     problems = []
     makes_transaction = step.action in TRANSACTION_ACTIONS
+    journalled = step.action in JOURNALLED_ACTIONS
     if not makes_transaction:
         for key in TRANSACTION_CHECKS:
             if getattr(expect, key) is not None:
                 problems.append(
                     Problem((*loc, key), f"{shown(key)} checks a terminal transaction and a {shown(step.action)} step makes none")
                 )
-    problems += _condition_problems(expect, loc, index, names, own_transaction=makes_transaction)
+    problems += _condition_problems(expect, loc, index, names, own_transaction=journalled)
     return problems
 
 
@@ -226,7 +239,10 @@ def _condition_problems(condition: Condition | Expect, loc: Loc, index: int, nam
         if condition.journal.step is not None:
             problems += _step_reference(condition.journal.step, (*journal_loc, "step"), index, names)
         elif not own_transaction:
-            problems.append(Problem(journal_loc, "name the step whose transaction is checked (step: NAME)"))
+            problems.append(Problem(journal_loc, f"name the step whose transaction is checked (step: NAME): {_JOURNALLED_TEXT}"))
+    for tid in condition.stock or {}:
+        if tid not in names.terminals:
+            problems.append(Problem((*loc, "stock", tid), f"terminal {tid} is not in network.terminals"))
     for row_index, check in enumerate(condition.bank_report or ()):
         row_loc = (*loc, "bank_report", row_index)
         if check.bank not in names.banks:
@@ -256,10 +272,16 @@ def _reconciliation_problems(check: ReconciliationCheck, loc: Loc, index: int, n
     return problems
 
 
+_JOURNALLED_TEXT = f"a step that makes one transaction of its own ({', '.join(JOURNALLED_ACTIONS)})"
+
+
 def _step_reference(name: str, loc: Loc, index: int, names: _Names) -> list[Problem]:
     defined_at = names.step_defined_at.get(name)
     if defined_at is None:
         return [Problem(loc, f"no step is named {shown(name)}")]
     if defined_at > index:
         return [Problem(loc, f"step {shown(name)} comes later (steps[{defined_at}]): a check can only name this or an earlier step")]
+    action = names.step_action[name]
+    if action not in JOURNALLED_ACTIONS:
+        return [Problem(loc, f"step {shown(name)} is a {shown(action)} step, which makes no transaction to check: name {_JOURNALLED_TEXT}")]
     return []

@@ -1,15 +1,18 @@
 """The scenario runner: plays a scenario on a fresh real network and says pass or fail.
 
-Each scenario gets its own temporary directory, bank processes, switch and terminals (see
-`scenarios.network` and `scenarios.terminal`). Steps run in order, each bounded by a timeout;
-after each step its `expect` checks become verdicts and the money auditor (`scenarios.audit`)
-reads every service. The first failed step (a failed check, an audit violation, an error or a
-step the runner does not support yet) ends the scenario: later steps build on its state, so
-they are listed as skipped. Everything is stopped at the end, whatever happened.
+Each scenario gets its own temporary directory, bank and switch processes, terminals and
+e-Warong books (see `scenarios.network`, `scenarios.terminal` and `scenarios.shop`). Steps run
+in order, each bounded by a timeout; after each step its `expect` checks become verdicts and the
+money auditor (`scenarios.audit`) reads every service. The first failed step (a failed check,
+an audit violation or an error) ends the scenario: later steps build on its state, so they are
+listed as skipped. Everything is stopped at the end, whatever happened.
 
-The injected clock drives the TERMINALS only: banks and switch run on the wall clock. `advance`
-moves the terminals' clock (their transmission dates, offline sale ages); it does not age
-anything at the bank or the switch (e.g. card-list expiry or the SAF schedule).
+The scenario's clock is the whole network's: terminals, banks and the switch read the same
+simulated time (the clock file), so `advance` ages offline sales at the bank (the 90-day rule),
+journal dates at the switch and the terminals' card lists alike.
+
+A service action written with a delay ("switch after 1s") returns at once and lands during the
+next step, which waits for it before its checks: the way to kill a service mid-transaction.
 """
 
 from __future__ import annotations
@@ -17,20 +20,21 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edc_terminal.headless import Request
 from edc_terminal.inspector import Exchange, format_exchange
-from ewarong_pos.catalogue import DEMO_PRODUCTS
 from shared.banks import BANKS
+from shared.credentials import OPERATOR, SWITCH, bearer
 
 from . import audit as auditing
-from .model import Condition, Expect, ReconciliationCheck, Scenario, Step, link_profile
-from .network import Card, Http, ScenarioNetwork, storage_for
-from .terminal import ShiftableClock, Terminal, TxnResult
+from .model import TRANSACTION_CHECKS, Condition, Expect, ReconciliationCheck, Scenario, ServiceTarget, Step, link_profile
+from .network import Card, Http, ScenarioNetwork, ServiceProcess, masked, storage_for
+from .shop import ScenarioShops
+from .terminal import Terminal, TxnResult
 
 STEP_TIMEOUT_S = 90.0  # one step (a `wait` gets its own bound on top)
 SCENARIO_TIMEOUT_S = 900.0
@@ -38,13 +42,6 @@ POLL_S = 0.2
 AUDIT_SETTLE_S = 5.0
 JOURNAL_ROWS_MAX = 5_000
 PASS, FAIL, SKIP, ERROR = "PASS", "FAIL", "SKIP", "ERROR"
-
-
-class Unsupported(Exception):  # noqa: N818 - reads as the verdict
-    """A step or check this runner cannot play yet: the scenario fails with a clear message."""
-
-    def __init__(self, what: str) -> None:
-        super().__init__(f"not supported by the runner yet: {what}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,10 +127,13 @@ async def _run(scenario: Scenario, file: str, options: RunOptions) -> ScenarioRe
         except TimeoutError:
             result.error = f"scenario timed out after {options.scenario_timeout_s:g} s"
         except Exception as exc:  # noqa: BLE001 - a broken network fails the scenario, not the run
-            result.error = f"the network failed: {type(exc).__name__}: {exc}"
+            result.error = masked(f"the network failed: {type(exc).__name__}: {exc}")
         finally:
             await player.shutdown()
     result.elapsed_s = time.monotonic() - started
+    if options.progress:
+        verdict = "PASS" if result.passed else f"FAIL: {result.failure()}"
+        options.progress(f"{result.name}  {verdict}  ({result.elapsed_s:.1f}s)")
     return result
 
 
@@ -146,12 +146,14 @@ class _Player:
         self.seed = seed
         self.options = options
         self.result = result
-        self.clock = ShiftableClock(scenario.network.start)
         self.network = ScenarioNetwork(scenario, storage_for(tmp, options.database_url))
+        self.clock = self.network.clock
+        self.shops = ScenarioShops(scenario.network.terminals, self.network.storage, self.clock, scenario.network.start)
         self.http = Http()
         self.terminals: dict[str, Terminal] = {}
         self.slips: list[auditing.Slip] = []
         self.by_name: dict[str, StepResult] = {}
+        self.deferred: list[asyncio.Task] = []  # service actions written with a delay, not landed yet
 
     @property
     def cards(self) -> dict[str, Card]:
@@ -190,12 +192,16 @@ class _Player:
             raise RuntimeError(f"terminal {terminal.tid} could not sign on at the start: rc {outcome.rc}, {outcome.screen}")
 
     async def shutdown(self) -> None:
+        for task in self.deferred:
+            task.cancel()
+        await asyncio.gather(*self.deferred, return_exceptions=True)
         for terminal in self.terminals.values():
             try:
                 await terminal.close()
             except Exception:  # noqa: BLE001, S110 - the network must be stopped all the same
                 pass
         await self.http.close()
+        self.shops.close()
         await asyncio.to_thread(self.network.stop)
 
     def _progress(self, record: StepResult) -> None:
@@ -209,17 +215,16 @@ class _Player:
         started = time.monotonic()
         marks = {tid: len(t.exchanges) for tid, t in self.terminals.items()}
         bound = self.options.step_timeout_s + (step.wait.within.total_seconds() if step.wait else 0)
+        landing, self.deferred = self.deferred, []
         try:
-            await asyncio.wait_for(self._act(step, record), bound)
+            await asyncio.wait_for(self._act_and_land(step, record, landing), bound)
             if step.expect is not None:
                 await self._expect(step.expect, record)
             await self._audit(record)
-        except Unsupported as exc:
-            record.error = str(exc)
         except TimeoutError:
             record.error = f"timed out after {bound:g} s"
         except Exception as exc:  # noqa: BLE001 - a step that breaks fails its scenario with the reason
-            record.error = f"{type(exc).__name__}: {exc}"
+            record.error = masked(f"{type(exc).__name__}: {exc}")
         record.exchanges = [e for tid, t in self.terminals.items() for e in t.exchanges[marks.get(tid, 0) :]]
         record.exchanges.sort(key=lambda e: e.at)
         record.balances = await self._balances()
@@ -231,12 +236,18 @@ class _Player:
 
     # -- actions -------------------------------------------------------------------------------
 
+    async def _act_and_land(self, step: Step, record: StepResult, landing: list[asyncio.Task]) -> None:
+        """The step's action; then the delayed service actions of the step before land."""
+        try:
+            await self._act(step, record)
+        finally:
+            for result in await asyncio.gather(*landing, return_exceptions=True):
+                if isinstance(result, BaseException):
+                    raise RuntimeError(f"the delayed service action of the step before failed: {result}") from result
+
     async def _act(self, step: Step, record: StepResult) -> None:
-        action, params = step.action, step.params
-        handler = getattr(self, f"_do_{action}", None)
-        if handler is None:
-            raise Unsupported(f"step '{action}'")
-        await handler(params, record)
+        handler = getattr(self, f"_do_{step.action}")
+        await handler(step.params, record)
 
     def _terminal(self, tid: str) -> Terminal:
         terminal = self.terminals[tid]
@@ -244,15 +255,28 @@ class _Player:
             raise RuntimeError(f"terminal {tid} is stopped: restart it first")
         return terminal
 
-    def _bank_url(self, code: str) -> str:
+    def _bank_url(self, code: str, waiting: bool = False) -> str:
+        """A bank's URL; refused when it is stopped, or paused unless the caller may `wait` for
+        it (an action posted to a paused bank waits, bounded, until it is resumed)."""
         bank = self.network.banks[code]
-        if not bank.running:
-            raise RuntimeError(f"bank {code} is stopped: restart it first")
+        if not (waiting and bank.running):
+            _check_answering(bank)
         return bank.url
+
+    def _bank_headers(self, code: str, holder: str = OPERATOR) -> dict[str, str]:
+        """Card lifecycle, disbursements, reports and ledger checks go with the bank operators'
+        credential; reading postings (what the switch reconciles) with the switch's."""
+        return bearer(self.network.bank_credential(code, holder))
+
+    async def _bank_get(self, code: str, path: str, holder: str = OPERATOR, **params: Any) -> Any:
+        return await self.http.get(f"{self._bank_url(code)}{path}", headers=self._bank_headers(code, holder), **params)
+
+    async def _bank_post(self, code: str, path: str, body: dict) -> Any:
+        return await self.http.post(f"{self._bank_url(code, waiting=True)}{path}", body, headers=self._bank_headers(code))
 
     async def _do_disburse(self, params: Any, record: StepResult) -> None:
         for code in [params.bank] if params.bank else list(self.network.banks):
-            await self.http.post(f"{self._bank_url(code)}/v1/disbursements", {"period": params.period, "amount_idr": params.amount_idr})
+            await self._bank_post(code, "/v1/disbursements", {"period": params.period, "amount_idr": params.amount_idr})
 
     async def _txn(self, record: StepResult, tid: str, kind: str, request: Request) -> None:
         record.tid = tid
@@ -276,18 +300,23 @@ class _Player:
             self.slips.append(auditing.Slip(tid, card.bank, txn.rrn, amount_idr, record.name))
 
     async def _do_cart(self, params: Any, record: StepResult) -> None:
-        """The cart's total at the shelf prices, paid on the terminal. The e-Warong POS counter
-        itself is not driven yet: its stock does not move and its screen cannot be checked."""
-        stock = next(t.stock for t in self.scenario.network.terminals if t.tid == params.terminal) or {}
-        prices = {p.sku: p.price_idr for p in DEMO_PRODUCTS}
-        total_idr = 0
-        for sku, quantity in params.items.items():
-            item = stock.get(sku)
-            price = item.price_idr if item is not None and item.price_idr is not None else prices[sku]
-            if item is not None and item.quantity < quantity:
-                raise RuntimeError(f"cart: only {item.quantity} of {sku} in stock, {quantity} asked")
-            total_idr += price * quantity
-        await self._purchase(record, params.terminal, self.cards[params.card], total_idr, params.pin)
+        """The cart bought at the terminal's e-Warong counter (see `Terminal.cart`)."""
+        card = self.cards[params.card]
+        terminal = self._terminal(params.terminal)
+        shop = await asyncio.to_thread(self.shops.shop_of, params.terminal)
+        record.tid = params.terminal
+        record.txn = await terminal.cart(self.shops.store(), shop, card.pan, params.pin or card.pin, card.nik, dict(params.items))
+        txn = record.txn
+        if txn.approved and txn.rrn and not txn.offline and txn.amount_idr is not None:
+            self.slips.append(auditing.Slip(params.terminal, card.bank, txn.rrn, txn.amount_idr, record.name))
+
+    async def _do_tarik_tunai(self, params: Any, record: StepResult) -> None:
+        card = self.cards[params.card]
+        record.tid = params.terminal
+        record.txn = await self._terminal(params.terminal).cash_withdrawal(card.pan, params.pin or card.pin, params.amount_idr)
+        txn = record.txn
+        if txn.approved and txn.rrn:
+            self.slips.append(auditing.Slip(params.terminal, card.bank, txn.rrn, params.amount_idr, record.name))
 
     async def _do_reversal(self, params: Any, record: StepResult) -> None:
         await self._txn(record, params.terminal, "reversal", Request("reversal"))
@@ -309,7 +338,7 @@ class _Player:
     # card lifecycle, through the bank's HTTP API
 
     async def _card_post(self, card: Card, path: str, body: dict) -> Any:
-        return await self.http.post(f"{self._bank_url(card.bank)}{path}", body)
+        return await self._bank_post(card.bank, path, body)
 
     async def _do_block(self, params: Any, record: StepResult) -> None:
         card = self.cards[params.card]
@@ -323,7 +352,7 @@ class _Player:
         """A card still in use is first reported damaged (the bank replaces only lost, damaged or
         blocked cards); the new card is distributed and activated with its PIN."""
         card = self.cards[params.card]
-        state = await self.http.get(f"{self._bank_url(card.bank)}/v1/cards/{card.pan}")
+        state = await self._bank_get(card.bank, f"/v1/cards/{card.pan}")
         if state["status"] not in ("lost", "damaged", "blocked"):
             await self._card_post(card, f"/v1/cards/{card.pan}/report-damaged", {"actor": "scenario", "reason": "Kartu rusak (skenario)"})
         issued = await self._card_post(card, f"/v1/cards/{card.pan}/replace", {"actor": "scenario", "reason": "Penggantian (skenario)"})
@@ -342,35 +371,46 @@ class _Player:
 
     # services
 
-    async def _do_stop(self, target: Any, record: StepResult) -> None:
+    async def _do_stop(self, target: ServiceTarget, record: StepResult) -> None:
         await self._service(target, "stop")
 
-    async def _do_kill(self, target: Any, record: StepResult) -> None:
+    async def _do_kill(self, target: ServiceTarget, record: StepResult) -> None:
         await self._service(target, "kill")
 
-    async def _do_restart(self, target: Any, record: StepResult) -> None:
+    async def _do_pause(self, target: ServiceTarget, record: StepResult) -> None:
+        await self._service(target, "pause")
+
+    async def _do_resume(self, target: ServiceTarget, record: StepResult) -> None:
+        await self._service(target, "resume")
+
+    async def _do_restart(self, target: ServiceTarget, record: StepResult) -> None:
         await self._service(target, "restart")
 
-    async def _service(self, target: Any, how: str) -> None:
-        if target.kind == "bank":
-            bank = self.network.banks[target.id]
-            if how in ("stop", "restart"):
-                await asyncio.to_thread(bank.stop)
-            if how == "kill":
-                await asyncio.to_thread(bank.kill)
-            if how == "restart":
-                await asyncio.to_thread(bank.start)
-        elif target.kind == "switch":
-            if how == "kill":
-                raise Unsupported("kill switch (the switch runs in the runner's process: use stop)")
-            await asyncio.to_thread(self.network.stop_switch)
-            if how == "restart":
-                await asyncio.to_thread(self.network.start_switch)
-        else:
-            terminal = self.terminals[target.id]
-            await terminal.close()  # stop and kill alike: the core stores each change before it sends
+    async def _service(self, target: ServiceTarget, how: str) -> None:
+        if target.after is None:
+            await self._service_now(target, how)
+            return
+        delay_s = target.after.total_seconds()
+        self.deferred.append(asyncio.create_task(self._service_later(target, how, delay_s), name=f"{how} {target.name}"))
+
+    async def _service_later(self, target: ServiceTarget, how: str, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        await self._service_now(target, how)
+
+    async def _service_now(self, target: ServiceTarget, how: str) -> None:
+        if target.kind == "terminal":
+            terminal = self.terminals[str(target.id)]
+            if how in ("stop", "kill", "restart"):
+                await terminal.close()  # stop and kill alike: the core stores each change before it sends
             if how == "restart":
                 await terminal.open()
+            return
+        service = self.network.service(target.kind, target.id)
+        if how == "restart":
+            await asyncio.to_thread(service.stop)
+            await asyncio.to_thread(service.start)
+        else:
+            await asyncio.to_thread(getattr(service, how))
 
     # link steering
 
@@ -414,24 +454,22 @@ class _Player:
 
     async def _expect(self, expect: Expect, record: StepResult) -> None:
         verdicts: list[Verdict] = []
-        txn_checks = [name for name in ("rc", "approved", "slip", "screen") if getattr(expect, name) is not None]
+        txn_checks = [name for name in TRANSACTION_CHECKS if getattr(expect, name) is not None]
         if txn_checks:
-            if record.action == "cart" and expect.screen is not None:
-                raise Unsupported("expect screen after a cart (the e-Warong POS counter is not driven; the cart is paid on the EDC)")
-            if record.txn is None:
-                raise Unsupported(f"expect {', '.join(txn_checks)} after a '{record.action}' step")
+            if record.txn is None:  # the loader allows these checks only after transaction steps
+                raise RuntimeError(f"the '{record.action}' step made no terminal transaction to check")
             verdicts += transaction_verdicts(expect, record.txn)
         verdicts += await self._condition(expect, record)
         record.verdicts += verdicts
 
     async def _condition(self, condition: Condition, record: StepResult) -> list[Verdict]:
         verdicts: list[Verdict] = []
+        if condition.saf is not None:  # first: "0 within 5s" waits for the queue, the rest reads after it
+            verdicts.append(await self._saf(condition.saf))
         if condition.balance is not None:
             for name, want in condition.balance.items():
                 got = await self._balance(self.cards[name])
                 verdicts.append(Verdict(f"balance {name}", got == want, f"expected {want}, the bank holds {got}"))
-        if condition.saf is not None:
-            verdicts.append(await self._saf(condition.saf))
         if condition.journal is not None:
             verdicts += await self._journal(condition.journal, record)
         if condition.bank_report is not None:
@@ -439,51 +477,67 @@ class _Player:
                 verdicts += await self._bank_report(check)
         if condition.reconciliation is not None:
             for check in condition.reconciliation:
-                verdicts += await self._reconciliation(check, record)
+                verdicts += await self._settled(lambda check=check: self._reconciliation(check, record))
         if condition.ledger is not None:
             verdicts += await self._ledgers()
+        for tid, wanted in (condition.stock or {}).items():
+            shelf = await asyncio.to_thread(self.shops.stock, tid)
+            for sku, want in wanted.items():
+                got = shelf.get(sku, 0)
+                verdicts.append(Verdict(f"stock {tid} {sku}", got == want, f"expected {want} on the shelf, the e-Warong's books hold {got}"))
         return verdicts
 
+    async def _settled(self, verdicts_of: Callable[[], Awaitable[list[Verdict]]]) -> list[Verdict]:
+        """Verdicts on what the switch journals: it writes in the background (a writer queue),
+        so a row may land a moment after the answer. Failing verdicts are read again for up to
+        AUDIT_SETTLE_S before they count."""
+        deadline = time.monotonic() + AUDIT_SETTLE_S
+        while True:
+            verdicts = await verdicts_of()
+            if all(v.ok for v in verdicts) or time.monotonic() >= deadline:
+                return verdicts
+            await asyncio.sleep(POLL_S)
+
     async def _balance(self, card: Card) -> int | None:
-        state = await self.http.get(f"{self._bank_url(card.bank)}/v1/cards/{card.pan}")
+        state = await self._bank_get(card.bank, f"/v1/cards/{card.pan}")
         return state.get("balance_idr")
 
     async def _saf(self, check: Any) -> Verdict:
         deadline = time.monotonic() + (check.within.total_seconds() if check.within else 0)
         while True:
-            depth = (await self.http.get(f"{self._ops_url()}/v1/saf", limit=1, acknowledged=0))["pending_total"]
+            depth = (await self._ops_get("/v1/saf", limit=1, acknowledged=0))["pending_total"]
             if depth == check.depth or time.monotonic() >= deadline:
                 break
             await asyncio.sleep(POLL_S)
         return Verdict("saf", depth == check.depth, f"expected {check.depth} pending reversal(s), the switch holds {depth}")
 
-    def _ops_url(self) -> str:
-        if self.network.switch is None:
-            raise RuntimeError("the switch is stopped: restart it first")
-        return self.network.ops_url
+    async def _ops_get(self, path: str, **params: Any) -> Any:
+        """GET from the switch's ops API, with the runner's token."""
+        _check_answering(self.network.switch)
+        return await self.http.get(f"{self.network.ops_url}{path}", headers=self.network.ops_headers(), **params)
 
     def _step_ref(self, name: str | None, record: StepResult) -> StepResult:
-        target = self.by_name[name] if name else record
-        if target.txn is None or target.tid is None:
-            raise Unsupported(f"a journal or reconciliation check of step '{target.name}', which made no terminal transaction")
-        return target
+        """The step a journal or reconciliation check names (the loader allows only steps that
+        make one transaction of their own)."""
+        return self.by_name[name] if name else record
 
     async def _journal_row(self, target: StepResult) -> dict | None:
         """The journal's record of a step's transaction: by RRN, else by terminal and STAN."""
         txn = target.txn
-        assert txn is not None
+        if txn is None or target.tid is None:
+            return None
         if txn.rrn:
             try:
-                return await self.http.get(f"{self._ops_url()}/v1/transactions/{txn.rrn}")
+                return await self._ops_get("/v1/transactions/{txn.rrn}")
             except Exception:  # noqa: BLE001 - not journalled (yet): searched below
                 pass
         if not txn.stan:
             return None
-        page = await self.http.get(f"{self._ops_url()}/v1/transactions", terminal=target.tid, kind=txn.kind, limit=500)
+        page = await self._ops_get("/v1/transactions", terminal=target.tid, kind=txn.kind, limit=500)
         row = next((item for item in page["items"] if item["stan"] == txn.stan), None)
         if row is None:
             return None
-        return await self.http.get(f"{self._ops_url()}/v1/transactions/{row['rrn']}")
+        return await self._ops_get("/v1/transactions/{row['rrn']}")
 
     async def _journal(self, check: Any, record: StepResult) -> list[Verdict]:
         target = self._step_ref(check.step, record)
@@ -493,7 +547,8 @@ class _Player:
             await asyncio.sleep(POLL_S)
         what = f"step '{target.name}'"
         if detail is None:
-            return [Verdict("journal", False, f"the switch journal has no transaction of {what}")]
+            sent = "" if target.txn is None or target.txn.rc is not None else " (the terminal sent nothing: " + target.txn.screen.splitlines()[-1] + ")"
+            return [Verdict("journal", False, f"the switch journal has no transaction of {what}{sent}")]
         row = detail["transaction"]
         verdicts = []
         if check.rc is not None:
@@ -505,7 +560,7 @@ class _Player:
         return verdicts
 
     async def _bank_report(self, check: Any) -> list[Verdict]:
-        report = await self.http.get(f"{self._bank_url(check.bank)}/v1/reports", period=check.period, level=check.level)
+        report = await self._bank_get(check.bank, "/v1/reports", period=check.period, level=check.level)
         if check.row == "TOTAL":
             row, label = report["totals"], "TOTAL"
         else:
@@ -520,7 +575,7 @@ class _Player:
 
     async def _reconciliation(self, check: ReconciliationCheck, record: StepResult) -> list[Verdict]:
         day = check.date or self.clock.now().date()
-        report = await self.http.get(f"{self._ops_url()}/v1/reconciliation", date=day.isoformat(), tid=check.tid)
+        report = await self._ops_get("/v1/reconciliation", date=day.isoformat(), tid=check.tid)
         terminal = next((t for t in report["terminals"] if t["tid"] == check.tid), None)
         where = f"{check.tid} {day.isoformat()}"
         if terminal is None:
@@ -529,7 +584,8 @@ class _Player:
             row, label = terminal["summary"], f"summary {where}"
         else:
             target = self._step_ref(check.step, record)
-            assert target.txn is not None
+            if target.txn is None or target.txn.stan is None:
+                return [Verdict("reconciliation", False, f"step '{target.name}' sent no transaction ({where})")]
             kind = check.kind or target.txn.kind
             row = next((line for line in terminal["lines"] if line["kind"] == kind and line["stan"] == target.txn.stan), None)
             label = f"{kind} line of step '{target.name}' ({where})"
@@ -543,7 +599,7 @@ class _Player:
     async def _ledgers(self) -> list[Verdict]:
         verdicts = []
         for code in self.network.banks:
-            check = await self.http.get(f"{self._bank_url(code)}/v1/ops/ledger-check")
+            check = await self._bank_get(code, "/v1/ops/ledger-check")
             ok = bool(check["ok"]) and check["balance_sum_idr"] == 0
             verdicts.append(Verdict(f"ledger {code}", ok, f"ok={check['ok']}, sum of balances {check['balance_sum_idr']}"))
         return verdicts
@@ -563,28 +619,30 @@ class _Player:
         record.verdicts.append(Verdict("audit", not problems, "; ".join(problems) or "money rules hold"))
 
     async def audit_view(self) -> auditing.AuditView:
-        """Read every running service into an AuditView (stopped ones are left out)."""
-        running = [code for code, bank in self.network.banks.items() if bank.running]
+        """Read every answering service into an AuditView (stopped and paused ones are left out)."""
+        running = [code for code, bank in self.network.banks.items() if _answering(bank)]
         unread = frozenset(code for code in self.network.banks if code not in running)
-        ledgers = {code: await self.http.get(f"{self.network.banks[code].url}/v1/ops/ledger-check") for code in running}
-        if self.network.switch is None:
+        ledgers = {code: await self._bank_get(code, "/v1/ops/ledger-check") for code in running}
+        if not _answering(self.network.switch):
             return auditing.AuditView(ledgers, [], {}, [], frozenset(), frozenset(BANKS))
         journal = await self._journal_rows()
-        saf = await self.http.get(f"{self.network.ops_url}/v1/saf", limit=500, acknowledged=0)
+        saf = await self._ops_get("/v1/saf", limit=500, acknowledged=0)
         reversal_of = {row["rrn"]: row.get("original_rrn") for row in journal}
         pending = {entry["rrn"] for entry in saf["pending"]}
         pending |= {reversal_of[rrn] for rrn in list(pending) if reversal_of.get(rrn)}
         postings: dict[str, list[dict]] = {}
+        today = self.clock.now().date().isoformat()  # postings of a purchase the journal lost are read too
         for code in running:
-            days = sorted({row["transmission_date"] for row in journal if row.get("bank_code") == code})
+            days = sorted({row["transmission_date"] for row in journal if row.get("bank_code") == code} | {today})
             postings[code] = [p for day in days for p in await self._postings(code, day)]
-        return auditing.AuditView(ledgers, journal, postings, list(self.slips), frozenset(pending), unread)
+        held = frozenset((tid, stan) for tid, terminal in self.terminals.items() for stan in terminal.held_reversals())
+        return auditing.AuditView(ledgers, journal, postings, list(self.slips), frozenset(pending), unread, held)
 
     async def _journal_rows(self) -> list[dict]:
         rows: list[dict] = []
         before: int | None = None
         while len(rows) < JOURNAL_ROWS_MAX:
-            page = await self.http.get(f"{self.network.ops_url}/v1/transactions", limit=500, before_id=before)
+            page = await self._ops_get("/v1/transactions", limit=500, before_id=before)
             rows += page["items"]
             before = page["next_before_id"]
             if before is None:
@@ -595,7 +653,7 @@ class _Player:
         found: list[dict] = []
         after = 0
         while len(found) < JOURNAL_ROWS_MAX:
-            page = await self.http.get(f"{self.network.banks[code].url}/v1/postings", date=day, after_id=after)
+            page = await self._bank_get(code, "/v1/postings", SWITCH, date=day, after_id=after)
             found += page["postings"]
             if page["next_after_id"] is None:
                 break
@@ -606,10 +664,21 @@ class _Player:
         shown: dict[str, int | None] = {}
         for name, card in self.cards.items():
             try:
-                shown[name] = await self._balance(card) if self.network.banks[card.bank].running else None
+                shown[name] = await self._balance(card) if _answering(self.network.banks[card.bank]) else None
             except Exception:  # noqa: BLE001 - the report shows what could be read
                 shown[name] = None
         return shown
+
+
+def _answering(service: ServiceProcess) -> bool:
+    return service.running and not service.paused
+
+
+def _check_answering(service: ServiceProcess) -> None:
+    if not service.running:
+        raise RuntimeError(f"{service.name} is stopped: restart it first")
+    if service.paused:
+        raise RuntimeError(f"{service.name} is paused: resume it first")
 
 
 def _as_list(value: Any) -> list[str]:
@@ -631,6 +700,10 @@ def transaction_verdicts(expect: Expect, txn: TxnResult) -> list[Verdict]:
         verdicts.append(Verdict("rc", txn.rc in wanted, f"expected {' or '.join(wanted)}, the terminal got {got}"))
     if expect.approved is not None:
         verdicts.append(Verdict("approved", txn.approved == expect.approved, f"expected approved={expect.approved}, got {txn.approved} (rc {txn.rc})"))
+    if expect.sent is not None:
+        sent = txn.rc is not None and not txn.offline
+        why = f"rc {txn.rc}" if sent else "decided offline" if txn.offline else f"refused first: {txn.screen.splitlines()[-1] if txn.screen else ''}"
+        verdicts.append(Verdict("sent", sent == expect.sent, f"expected sent={expect.sent}, got {sent} ({why})"))
     for name, text in (("slip", txn.slip), ("screen", txn.screen)):
         check = getattr(expect, name)
         if check is None:

@@ -19,7 +19,7 @@ from typing import Annotated
 import httpx
 import typer
 
-from shared import iso8583, keys, pinblock, protocol
+from shared import aio, iso8583, keys, pinblock, protocol
 from shared.banks import BANKS, DEMO_TERMINALS_PER_BANK, Bank
 from shared.clock import Clock, SystemClock
 from shared.keys import demo_terminal_master_key_hex
@@ -295,7 +295,7 @@ def purchase(
     """Purchases through the switch to the banks: throughput and latency."""
     host, port = _host_port(switch)
     try:
-        result = asyncio.run(run_purchases(host, port, seconds, concurrency, connections, kpm, rate, _book(data_dir)))
+        result = aio.run(run_purchases(host, port, seconds, concurrency, connections, kpm, rate, _book(data_dir)))
     except (OSError, RuntimeError) as exc:
         raise typer.BadParameter(f"cannot drive the switch at {switch}: {exc}") from None
     result |= {"bench": "purchase", "database": network_database(ops)}
@@ -314,7 +314,7 @@ def echo(
     """0800 echo messages per second through the switch."""
     host, port = _host_port(switch)
     try:
-        result = asyncio.run(run_echo(host, port, seconds, concurrency, connections, _book(data_dir)))
+        result = aio.run(run_echo(host, port, seconds, concurrency, connections, _book(data_dir)))
     except (OSError, RuntimeError) as exc:
         raise typer.BadParameter(f"cannot drive the switch at {switch}: {exc}") from None
     result["bench"] = "echo"

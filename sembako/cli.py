@@ -14,6 +14,7 @@ from ewarong_pos.cli import ewarong_app
 from scenarios.cli import scenario_app
 from sembako.bench import bench_app
 from switch.cli import switch_app
+from switch.ops.cli import ops_app
 
 app = typer.Typer(
     help="Program Sembako payment network simulator: banks, switch, EDC and e-Warong POS.",
@@ -29,6 +30,7 @@ app.command("disburse")(disburse_command)
 app.command("demo-cards")(demo_cards_command)
 app.command("edc")(edc_command)
 app.add_typer(ewarong_app, name="ewarong")
+app.add_typer(ops_app, name="ops")
 
 
 @app.command("up")
@@ -39,12 +41,16 @@ def up(
     app_: Annotated[Literal["ewarong", "edc", "none"] | None, typer.Option(
         "--app", help="App opened in this terminal once the network runs; quitting it stops the network "
         "[default: ewarong on a terminal, else none]")] = None,
+    bank_workers: Annotated[int, typer.Option(
+        "--bank-workers", min=1, max=64, help="Processes per bank on one port and one database (above 1: PostgreSQL only)")] = 1,
 ) -> None:
     """Start the network (four banks and the switch) with demo data and open the cashier app; quitting
     it (or Ctrl-C with --app none) stops it."""
     from sembako.up import run_network
 
-    raise typer.Exit(run_network(data_dir, kpm, database_url, app=app_))
+    if bank_workers > 1 and not (database_url or "").startswith("postgres"):
+        raise typer.BadParameter("above 1 needs PostgreSQL (--database-url): SQLite has one writer at a time", param_hint="--bank-workers")
+    raise typer.Exit(run_network(data_dir, kpm, database_url, app=app_, bank_workers=bank_workers))
 
 
 @app.command("serve")
@@ -71,11 +77,15 @@ def reconcile(
     ops: Annotated[str | None, typer.Option("--ops", help="The switch ops API (default http://127.0.0.1:8000)")] = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Read the switch journal in this data directory instead")] = None,
     database_url: Annotated[str | None, typer.Option("--database-url", help="Read the switch journal in this PostgreSQL database instead")] = None,
+    token: Annotated[str | None, typer.Option("--token", envvar="SEMBAKO_OPS_TOKEN", help="Ops API token, for --ops "
+        "(default: the one in --token-file)")] = None,
+    token_file: Annotated[Path | None, typer.Option("--token-file", help="File holding the ops API token "
+        "(default: $SEMBAKO_DATA_DIR/ops-token, else data/ops-token, as sembako up writes it)")] = None,
 ) -> None:
     """Reconcile one business day: terminals' batches, the switch journal and the banks' postings side by side."""
     from datetime import date
 
-    from sembako.reconcile import ReconcileError, run_reconcile
+    from sembako.reconcile import ReconcileError, ops_token, run_reconcile
 
     try:
         business_day = date.fromisoformat(day)
@@ -86,7 +96,7 @@ def reconcile(
     if as_csv and as_json:
         raise typer.BadParameter("give either --csv or --json", param_hint="--csv")
     try:
-        text = run_reconcile(business_day, tid, as_csv, as_json, ops, data_dir, database_url)
+        text = run_reconcile(business_day, tid, as_csv, as_json, ops, data_dir, database_url, token=ops_token(token, token_file))
     except ReconcileError as exc:
         typer.echo(f"Error: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -3,10 +3,12 @@
 Two ways to get it (see `switch.reconciliation` for what it holds):
 
 - from the running switch's ops API (`--ops URL`, the default http://127.0.0.1:8000), which asks
-  the banks through its own links;
+  the banks through its own links; with a token (`--token`, SEMBAKO_OPS_TOKEN, else the file
+  `--token-file`, default `<data dir>/ops-token` as `sembako up` writes it);
 - from a switch journal at rest (`--data-dir DIR`, or `--database-url` for PostgreSQL), the banks
   asked directly at the URLs the switch would use (SEMBAKO_SWITCH_BANK_URLS, or each bank's
-  default port). The journal is only read, never migrated: start the switch once to migrate it.
+  default port) with the switch's credentials (SEMBAKO_SWITCH_BANK_CREDENTIALS, or the demo
+  ones). The journal is only read, never migrated: start the switch once to migrate it.
 
 Printed as a short text per terminal (default), as JSON (`--json`) or as CSV (`--csv`). A plain
 message and exit status 1 when the report cannot be had; a bank that cannot be asked is only
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from datetime import date
 from pathlib import Path
 
@@ -32,16 +35,30 @@ class ReconcileError(Exception):
     """The report cannot be had: the message says why, plainly."""
 
 
-def from_ops(ops_url: str, day: date, tid: str | None, as_csv: bool, timeout_s: float = OPS_TIMEOUT_S) -> str:
+def ops_token(token: str | None, token_file: Path | None) -> str | None:
+    """The ops API token: as given, else read from `token_file` (default: `ops-token` in
+    SEMBAKO_DATA_DIR, else in ./data); None when there is none."""
+    from switch.ops.cli import read_token_file, token_file as default_file
+
+    if token:
+        return token.strip()
+    return read_token_file(token_file or default_file(Path(os.environ.get("SEMBAKO_DATA_DIR") or "data")))
+
+
+def from_ops(ops_url: str, day: date, tid: str | None, as_csv: bool, timeout_s: float = OPS_TIMEOUT_S, token: str | None = None) -> str:
     """The report as the ops API gives it: JSON text, or CSV text."""
     params = {"date": day.isoformat(), "format": "csv" if as_csv else "json"}
     if tid:
         params["tid"] = tid
     url = f"{ops_url.rstrip('/')}/v1/reconciliation"
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        response = httpx.get(url, params=params, timeout=timeout_s)
+        response = httpx.get(url, params=params, headers=headers, timeout=timeout_s)
     except httpx.HTTPError as exc:
         raise ReconcileError(f"cannot reach the switch ops API at {ops_url}: {type(exc).__name__}") from None
+    if response.status_code == 401:
+        hint = "give --token, or --token-file (sembako up writes data/ops-token)"
+        raise ReconcileError(f"the switch ops API wants a valid token ({_detail(response)}): {hint}")
     if response.status_code != 200:
         raise ReconcileError(f"the switch ops API answered {response.status_code}: {_detail(response)}")
     return response.text
@@ -74,7 +91,7 @@ def from_journal(data_dir: Path, database_url: str | None, day: date, tid: str |
     db = database_for(settings)
 
     async def build() -> dict:
-        banks = BankClient(settings.bank_urls, settings.bank_timeout_ms, 8)
+        banks = BankClient(settings.bank_urls, settings.bank_timeout_ms, 8, settings.bank_credentials_by_code())
         try:
             report = await build_report(Journal(db), banks, day, tid)
         finally:
@@ -137,13 +154,14 @@ def _terminal_text(terminal: dict) -> list[str]:
 
 
 def run_reconcile(
-    day: date, tid: str | None, as_csv: bool, as_json: bool, ops_url: str | None, data_dir: Path | None, database_url: str | None
+    day: date, tid: str | None, as_csv: bool, as_json: bool, ops_url: str | None, data_dir: Path | None, database_url: str | None,
+    token: str | None = None,
 ) -> str:
-    """The text to print; ReconcileError when the report cannot be had."""
+    """The text to print; ReconcileError when the report cannot be had. `token`: for the ops API."""
     if data_dir is None and ops_url is None and database_url is None:
         ops_url = DEFAULT_OPS_URL
     if ops_url is not None:
-        text = from_ops(ops_url, day, tid, as_csv)
+        text = from_ops(ops_url, day, tid, as_csv, token=token)
         if as_csv:
             return text
         report = json.loads(text)

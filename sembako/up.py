@@ -150,13 +150,15 @@ def prepare_bank(bank: Bank, data_dir: Path, database_url: str | None, kpm: int)
         runtime.close()
 
 
-def bank_children(data_dir: Path, database_url: str | None, host: str) -> list[Child]:
+def bank_children(data_dir: Path, database_url: str | None, host: str, workers: int = 1) -> list[Child]:
     children = []
     for bank in BANKS.values():
         command = [sys.executable, "-m", "sembako", "bank", "serve", "--bank", bank.code, "--host", host,
                    "--port", str(bank.port), "--data-dir", str(data_dir)]
         if database_url:
             command += ["--database-url", database_url]
+        if workers > 1:
+            command += ["--workers", str(workers)]
         children.append(Child(f"bank-{bank.code}", command, f"http://{host}:{bank.port}/health"))
     return children
 
@@ -211,11 +213,30 @@ def print_summary(children: list[Child], data_dir: Path, app: str = "none", out:
             cards.add_row(card.bank.upper(), card.label, card.pan, card.pin, card.expect_rc)
     console.print(cards)
     console.print("Try a terminal: [bold]sembako edc-cli bayar --card 9360000900000014 --pin 123456 --amount 35000[/]")
+    bank_url = children[0].health_url.removesuffix("/health")
+    console.print("A bank's API takes its operators' credential: "
+                  f"[bold]curl -H \"Authorization: Bearer $(sembako bank credential --bank bni)\" {bank_url}/v1/ops/ledger-check[/]")
     if app == "none":
         console.print(f"All demo cards: [bold]sembako demo-cards[/]. Data in {data_dir}. Ctrl-C stops the network.")
     else:
         console.print(f"All demo cards: [bold]sembako demo-cards[/]. Data in {data_dir}. "
                       f"Opening [bold]sembako {app}[/]; quitting it stops the network.")
+
+
+def prepare_ops_token(data_dir: Path, database_url: str | None) -> str:
+    """Keep an admin token of the switch operator in `<data_dir>/ops-token` (mode 0600; a new one
+    on first start, or when the one there no longer opens the ops API); returns where it is, as
+    a line to print. The switch has migrated its database by now (it answers /health)."""
+    from switch.ops.cli import OpsCliError, ensure_token_file, switch_database
+
+    try:
+        with switch_database(data_dir, database_url) as db:
+            path, created = ensure_token_file(db, data_dir)
+    except OpsCliError as exc:
+        return f"[red]no ops API token: {exc}[/]"
+    said = "written to" if created else "in"
+    return (f"Ops API token (admin, every bank) {said} [bold]{path}[/]: "
+            f"curl -H \"Authorization: Bearer $(cat {path})\" http://127.0.0.1:{SWITCH_OPS_PORT}/v1/stats/banks")
 
 
 def supervise(children: list[Child], stop: threading.Event, report: Report | None = None) -> None:
@@ -340,7 +361,7 @@ def _restore_tty(saved: list | None, reset: bool) -> None:
 
 
 def run_network(data_dir: Path, kpm: int, database_url: str | None, host: str = "127.0.0.1",
-                app: str | None = None, command: list[str] | None = None) -> int:
+                app: str | None = None, command: list[str] | None = None, bank_workers: int = 1) -> int:
     """Prepare and start the network; then run the app in the foreground (`app`, see
     `choose_app`; `command` overrides its command line) and stop when it exits, or with no app
     supervise until Ctrl-C or SIGTERM."""
@@ -348,7 +369,7 @@ def run_network(data_dir: Path, kpm: int, database_url: str | None, host: str = 
     console = make_console()
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "logs").mkdir(exist_ok=True)
-    children = [*bank_children(data_dir, database_url, host), switch_child(data_dir, database_url, host)]
+    children = [*bank_children(data_dir, database_url, host, bank_workers), switch_child(data_dir, database_url, host)]
     ports = [*(b.port for b in BANKS.values()), SWITCH_OPS_PORT, SWITCH_ISO_PORT]
     busy = [str(port) for port in ports if not port_free(host, port)]
     if busy:
@@ -367,6 +388,7 @@ def run_network(data_dir: Path, kpm: int, database_url: str | None, host: str = 
     try:
         wait_healthy(children, stop)
         print_summary(children, data_dir, app, console)
+        console.print(prepare_ops_token(data_dir, database_url))
         if app == "none" or stop.is_set():
             supervise(children, stop, console.print)
             return 0

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import iso8583
 from iso8583.specs import default as _default_spec
-from psec import mac as psec_mac
+
+from shared import tdes
 
 SPEC: dict = copy.deepcopy(_default_spec)
 
@@ -190,7 +191,7 @@ def mac_field(doc: Message) -> str:
 
 
 def _mac_of(key: bytes, data: bytes) -> bytes:
-    return psec_mac.generate_retail_mac(key, key, data, padding=2)
+    return tdes.retail_mac(key, data)
 
 
 def encode_with_mac(doc: Message, key: bytes) -> bytes:

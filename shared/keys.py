@@ -11,6 +11,8 @@ import secrets
 
 from psec import des
 
+from shared import tdes
+
 KEY_BYTES = 16
 
 
@@ -28,7 +30,7 @@ def new_key() -> bytes:
 
 def wrap(kek: bytes, key: bytes) -> str:
     """`key` enciphered under `kek`, as hex."""
-    return des.encrypt_tdes_ecb(kek, key).hex().upper()
+    return tdes.encrypt_ecb(kek, key).hex().upper()
 
 
 def unwrap(kek: bytes, wrapped_hex: str) -> bytes:
@@ -38,7 +40,7 @@ def unwrap(kek: bytes, wrapped_hex: str) -> bytes:
         raise ValueError("wrapped key is not hex") from None
     if len(wrapped) != KEY_BYTES:
         raise ValueError(f"expecting a {KEY_BYTES}-byte wrapped key, got {len(wrapped)} bytes")
-    return des.decrypt_tdes_ecb(kek, wrapped)
+    return tdes.decrypt_ecb(kek, wrapped)
 
 
 def kcv(key: bytes) -> str:

@@ -1,4 +1,5 @@
-"""ISO 9564 format 0 PIN blocks under a double-length TDES key (via psec).
+"""ISO 9564 format 0 PIN blocks under a double-length TDES key (psec's format 0 layout,
+`shared.tdes` for the cipher).
 
 The PIN travels only inside an enciphered block; these helpers are what the EDC, the switch's
 HSM and the bank's HSM share. Errors are ValueError subclasses that say what was wrong.
@@ -7,6 +8,8 @@ HSM and the bank's HSM share. Errors are ValueError subclasses that say what was
 from __future__ import annotations
 
 from psec import des, pinblock
+
+from shared import tdes
 
 PIN_LENGTH = 6
 
@@ -35,14 +38,14 @@ def encipher(key: bytes, pin: str, pan: str) -> bytes:
     """The 8-byte enciphered format 0 PIN block for `pin` on card `pan`."""
     if len(pin) != PIN_LENGTH or not pin.isdigit():
         raise ValueError(f"PIN must be {PIN_LENGTH} digits")
-    return des.encrypt_tdes_ecb(key, pinblock.encode_pinblock_iso_0(pin, pan))
+    return tdes.encrypt_ecb(key, pinblock.encode_pinblock_iso_0(pin, pan))
 
 
 def decipher(key: bytes, block: bytes, pan: str) -> str:
     """The clear PIN inside `block`; raises PinBlockError when the block is not valid for `pan`."""
     if len(block) != 8:
         raise PinBlockError(f"expecting an 8-byte PIN block, got {len(block)} bytes")
-    clear = des.decrypt_tdes_ecb(key, block)
+    clear = tdes.decrypt_ecb(key, block)
     try:
         return pinblock.decode_pinblock_iso_0(clear, pan)
     except ValueError as exc:

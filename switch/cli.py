@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from shared import aio
 from switch.settings import SwitchSettings
 
 GIL_SWITCH_INTERVAL_S = 0.0005
@@ -26,6 +27,7 @@ def serve(
     database_url: Annotated[str | None, typer.Option("--database-url", envvar="DATABASE_URL")] = None,
 ) -> None:
     """Serve terminals over ISO 8583 and bank operations staff over HTTP until SIGINT/SIGTERM."""
+    from shared.clock import clock_for
     from shared.logs import configure_logging
     from switch.runtime import SwitchRuntime
 
@@ -33,7 +35,7 @@ def serve(
     # The journal writer thread must not hold the event loop off the GIL for the default 5 ms.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     settings = SwitchSettings(host=host, iso_port=port, ops_port=ops_port, data_dir=data_dir, database_url=database_url)
-    asyncio.run(_serve(SwitchRuntime(settings)))
+    aio.run(_serve(SwitchRuntime(settings, clock_for(settings.clock_file).now)))
 
 
 async def _serve(runtime) -> None:  # noqa: ANN001

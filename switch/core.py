@@ -49,6 +49,7 @@ KINDS = {
     iso8583.SETTLEMENT: "settlement",
 }
 BATCH_KINDS = ("upload", "settlement")  # decided by switch.batches; no transaction row of their own
+BLOCKED_KINDS = ("inquiry", "purchase", "advice", "upload")  # refused at a blocked terminal; reversals, settlements pass
 REQUIRED = {
     "inquiry": ("2", "3", "7", "11", "41", "42", "52"),
     "purchase": ("2", "3", "4", "7", "11", "41", "42", "52"),
@@ -129,6 +130,8 @@ class SwitchCore:
         self._advice_rrns: OrderedDict[tuple, str] = OrderedDict()
         # tid -> key of the terminal's last transaction row handed to the journal writer.
         self._last_journalled: dict[str, tuple] = {}
+        # Terminals blocked by operations staff (switch.controls): spending refused with 58.
+        self.blocked_terminals: set[str] = set()
 
     # -- entry point ------------------------------------------------------------------------
 
@@ -287,6 +290,8 @@ class SwitchCore:
             return self._refuse(doc, rc.NOT_PERMITTED_TERMINAL, "unknown terminal or not signed on", None)
         if not self.hsm.mac_ok(message, doc, keys.tak):
             return self._refuse(doc, rc.INVALID_TRANSACTION, "bad MAC", keys)
+        if terminal.tid in self.blocked_terminals and kind in BLOCKED_KINDS:
+            return self._refuse(doc, rc.NOT_PERMITTED_TERMINAL, "terminal blocked by operations staff", keys)
         reason = _format_problem(kind, doc)
         if reason:
             return self._refuse(doc, rc.FORMAT_ERROR, reason, keys)

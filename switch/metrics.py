@@ -43,7 +43,7 @@ from shared.metrics import (
 
 from switch.bank_client import BankClient, BankCounters, BankReply, BankUnavailable
 from switch.core import KINDS
-from switch.journal import Journal, MessageRecord, TransactionRecord, saf_acked
+from switch.journal import Journal, MessageRecord, TransactionRecord, saf_acked, saf_cancelled
 from switch.tables import SafEntryRow
 
 if TYPE_CHECKING:
@@ -167,7 +167,7 @@ class SwitchMetrics(Collector):
         try:
             with journal.db.read() as conn:
                 entries = SafEntryRow.__table__
-                return conn.execute(select(func.count()).select_from(entries).where(~saf_acked())).scalar_one()
+                return conn.execute(select(func.count()).select_from(entries).where(~saf_acked(), ~saf_cancelled())).scalar_one()
         except SQLAlchemyError:
             log.warning("SAF depth not counted: the journal database did not answer", exc_info=True)
             return None
@@ -186,7 +186,7 @@ class SwitchMetrics(Collector):
         )
         yield histogram_family("sembako_switch_batch_size", "Transactions (purchases and reversals) per settled batch.", (), {(): self.batch_size})
         if self.saf_depth is not None:
-            yield gauge_family("sembako_switch_saf_depth", "Store-and-forward reversals not yet acknowledged by their bank.", self.saf_depth)
+            yield gauge_family("sembako_switch_saf_depth", "Store-and-forward reversals not yet acknowledged by their bank (nor cancelled).", self.saf_depth)
         if self._gauges is not None:
             now = self._gauges()
             yield gauge_family("sembako_switch_terminals_signed_on", "Terminals holding working keys.", now.terminals_signed_on)

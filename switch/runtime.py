@@ -17,6 +17,7 @@ from shared.keys import demo_terminal_master_key_hex
 from switch.bank_client import BankClient
 from switch.batches import Batches
 from switch.card_list import card_list_pages
+from switch.controls import blocked_terminals
 from switch.core import SwitchCore
 from switch.hsm import SwitchHsm
 from switch.journal import Journal, TerminalRecord
@@ -28,6 +29,10 @@ from switch.settings import SwitchSettings
 
 log = logging.getLogger("switch")
 _CLOCK = SystemClock()
+# A switch killed with requests in flight handed out RRNs that reached a bank but never its
+# journal; numbering on from the journal's highest RRN would hand them out again. A restarted
+# switch numbers on past a gap larger than what can be in flight (journal queue, requests).
+RRN_RESTART_GAP = 1_000_000
 
 
 def wib_now() -> datetime:
@@ -80,7 +85,7 @@ class SwitchRuntime:
         self.db = database_for(settings)
         self.hsm = SwitchHsm(settings.lmk, {code: settings.zpk_for(code) for code in BANKS}, settings.pan_hash_key, settings.pan_key)
         self.journal = Journal(self.db, self.hsm.pan_hash, self.hsm.pan_cipher)
-        self.banks = BankClient(settings.bank_urls, settings.bank_timeout_ms, settings.bank_connections_max)
+        self.banks = BankClient(settings.bank_urls, settings.bank_timeout_ms, settings.bank_connections_max, settings.bank_credentials_by_code())
         self.writer = JournalWriter(self.journal, settings.journal_queue_max, settings.journal_batch_max)
         self.saf = SafForwarder(self.journal, self.banks, now, settings.saf_interval_ms, settings.saf_batch_max)
         self.metrics = SwitchMetrics.of_runtime(self)  # GET /metrics on the ops API
@@ -130,7 +135,7 @@ class SwitchRuntime:
             banks=self.banks,
             terminals=self.journal.terminals(),
             working_keys=keys,
-            last_rrn=int(last) if last and last.isdigit() else 0,
+            last_rrn=int(last) + RRN_RESTART_GAP if last and last.isdigit() else 0,
             now=self.now,
             journal_sink=self.metrics.counting(self.writer.put),
             persist_keys=self._persist_keys,
@@ -139,6 +144,7 @@ class SwitchRuntime:
             batches=Batches(self.journal, self.now),  # 0500 settlement and 0320 batch upload
             card_lists=card_list_pages(self.hsm, self.banks, self.settings),  # 0800/360: offline card list pages
         )
+        core.blocked_terminals.update(blocked_terminals(self.db))  # as operations staff left them
         return core
 
     async def _persist_keys(self, tid: str, tpk_lmk: str, tak_lmk: str) -> None:
@@ -147,8 +153,10 @@ class SwitchRuntime:
     async def _start_ops_api(self) -> None:
         from switch.ops.app import create_ops_app
 
-        app = create_ops_app(self.journal, self.live_stats, banks=self.banks)
+        app = create_ops_app(self.journal, self.live_stats, banks=self.banks, now=self.now)
         app.state.demo_keys = bool(self.demo_keys)
+        app.state.alert_thresholds = self.settings.alerts  # GET /v1/alerts
+        app.state.blocked_terminals = self.core.blocked_terminals if self.core else None  # blocks take effect at once
         app.state.metrics = self.metrics
         # log_config=None: uvicorn's own records go through the process's logging (rotating
         # file, rate limit; see shared.logs); no access log (URLs can carry search terms).

@@ -1,4 +1,5 @@
-"""Store-and-forward reversals: retried until the bank acknowledges, across restarts."""
+"""Store-and-forward reversals: retried until the bank acknowledges (or operations staff cancel
+them), across restarts."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ class SafForwarder:
             await asyncio.sleep(self._interval_s)
 
     async def deliver_pending(self) -> int:
+        # Without the entries operations staff cancelled (switch.controls): never sent again.
         pending = await asyncio.to_thread(self._journal.pending_saf, self._batch_max)
         delivered = 0
         for entry in pending:

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.banks import BANKS, DEMO_TERMINALS_PER_BANK, demo_terminal
+from shared.credentials import SWITCH, check_credential, demo_credential
 from shared.keys import demo_key_hex, demo_terminal_master_key_hex
+from switch.alerts import AlertThresholds
 
 PAN_HASH_KEY_BYTES_MIN = 16
 PAN_KEY_BYTES = (16, 24, 32)  # AES-128/192/256
 
 
 class SwitchSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SEMBAKO_SWITCH_", extra="ignore")
+    # Nested settings by "__": SEMBAKO_SWITCH_ALERTS__WRONG_PIN_CARDS_MIN=4.
+    model_config = SettingsConfigDict(env_prefix="SEMBAKO_SWITCH_", extra="ignore", hide_input_in_errors=True, env_nested_delimiter="__")
 
     host: str = "127.0.0.1"
     iso_port: int = 8583
@@ -47,6 +50,11 @@ class SwitchSettings(BaseSettings):
     pan_hash_key_hex: str | None = None  # HMAC key of the journal's card search key, >= 16 bytes
     pan_key_hex: str | None = None  # AES-GCM key of the card numbers kept for SAF retries, 16/24/32 bytes
     require_real_keys: bool = False  # refuse to start while any key above is a public demo key
+    alerts: AlertThresholds = Field(default_factory=AlertThresholds)  # when each alert of GET /v1/alerts fires
+    # Credential the switch presents to each bank (Authorization: Bearer; the bank's
+    # SEMBAKO_BANK_SWITCH_CREDENTIAL); default: that bank's public demo one.
+    bank_credentials: dict[str, SecretStr] = Field(default_factory=dict)
+    clock_file: Path | None = None  # simulated time (shared.clock.FileClock) for a scenario network
 
     @property
     def lmk(self) -> str:
@@ -54,6 +62,14 @@ class SwitchSettings(BaseSettings):
 
     def zpk_for(self, bank_code: str) -> str:
         return self.zpk_hex.get(bank_code) or demo_key_hex(bank_code, "zpk")
+
+    def bank_credential_for(self, bank_code: str) -> str:
+        given = self.bank_credentials.get(bank_code)
+        return given.get_secret_value() if given is not None else demo_credential(bank_code, SWITCH)
+
+    def bank_credentials_by_code(self) -> dict[str, str]:
+        """The credential sent to each bank the switch has a URL for."""
+        return {code: self.bank_credential_for(code) for code in self.bank_urls}
 
     def tmk_for(self, tid: str) -> str:
         return self.tmk_hex.get(tid) or demo_terminal_master_key_hex(tid)
@@ -85,6 +101,16 @@ class SwitchSettings(BaseSettings):
         unknown = sorted(tid for tid in value if demo_terminal(tid) is None)
         if unknown:
             raise ValueError(f"TMKs given for terminals the network does not have: {', '.join(unknown)}")
+        return value
+
+    @field_validator("bank_credentials")
+    @classmethod
+    def _credentials_of_known_banks(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        unknown = sorted(code for code in value if code not in BANKS)
+        if unknown:
+            raise ValueError(f"credentials given for banks the network does not have: {', '.join(unknown)}")
+        for credential in value.values():
+            check_credential(credential.get_secret_value())
         return value
 
     @field_validator("pan_hash_key_hex")

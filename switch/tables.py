@@ -13,6 +13,11 @@
   one (rc 00, at most one per batch), attempts whose totals differed (95) and claims of other
   totals for a closed batch (94), each with the terminal's and the switch's totals.
 - `batch_uploads` holds the transactions a terminal detailed in batch uploads (0320), once each.
+- Operations access and controls (migration 0005): `ops_tokens` (hashed secrets, role, bank scope)
+  and `ops_token_revocations`; `terminal_blocks` (the newest row of a terminal holds) and
+  `saf_cancellations`, which the core and the SAF loop honour; `ops_audit`, the hash-chained log of
+  every operator and admin action (see `switch.ops.audit`).
+- `het_attempts` (migration 0006): sales above HET the e-Warong POS refused and reported.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from datetime import date, datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Date,
     DateTime,
@@ -248,3 +254,113 @@ class BatchUpload(Base):
     original_stan: Mapped[str | None] = mapped_column(String(6))
     original_date: Mapped[date | None] = mapped_column(Date)
     at: Mapped[datetime] = mapped_column(DateTime)
+
+
+# -- operations access and controls (migration 0005) ------------------------------------------------
+
+# Roles of ops API tokens, lowest first: each can do what the ones before it can.
+VIEWER = "viewer"
+OPERATOR = "operator"
+ADMIN = "admin"
+ROLES = (VIEWER, OPERATOR, ADMIN)
+
+
+class OpsToken(Base):
+    """An ops API token: its public id, the SHA-256 of its secret (never the secret), its role and
+    bank scope (NULL: the switch operator, every bank). Revoked by a row of its own."""
+
+    __tablename__ = "ops_tokens"
+    __table_args__ = (CheckConstraint(_in("role", ROLES), name="role"),)
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(10))
+    bank_code: Mapped[str | None] = mapped_column(String(10))
+    label: Mapped[str] = mapped_column(String(100))
+    created_by: Mapped[str] = mapped_column(String(16))  # a token id, or "cli"
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class OpsTokenRevocation(Base):
+    """The revocation of a token (at most one per token)."""
+
+    __tablename__ = "ops_token_revocations"
+
+    token_id: Mapped[str] = mapped_column(ForeignKey("ops_tokens.id"), primary_key=True)
+    revoked_by: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class TerminalBlock(Base):
+    """A terminal blocked or unblocked by operations staff: the newest row of a terminal holds."""
+
+    __tablename__ = "terminal_blocks"
+    __table_args__ = (Index("ix_terminal_blocks_latest", "tid", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    tid: Mapped[str] = mapped_column(ForeignKey("terminals.tid"))
+    blocked: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(String(200))
+    actor: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class SafCancellation(Base):
+    """A store-and-forward reversal that operations staff cancelled: it is not sent again."""
+
+    __tablename__ = "saf_cancellations"
+
+    saf_id: Mapped[int] = mapped_column(ForeignKey("saf_entries.id"), primary_key=True)
+    actor: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class AuditRecord(Base):
+    """One operator or admin action, hash-chained: `hash` is the SHA-256 of the record's canonical
+    serialisation, which includes `prev_hash`, the hash of the record before it (`seq` - 1)."""
+
+    __tablename__ = "ops_audit"
+
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(DateTime)
+    actor: Mapped[str] = mapped_column(String(16))  # a token id, or "cli"
+    action: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str] = mapped_column(String(60))
+    bank_code: Mapped[str | None] = mapped_column(String(10), index=True)  # the bank concerned; NULL: the switch
+    before: Mapped[dict | None] = mapped_column(JSON)
+    after: Mapped[dict | None] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+# -- prices above HET reported by the e-Warong POS (migration 0006) ----------------------------------
+
+
+class HetAttempt(Base):
+    """A sale above HET that an e-Warong's POS refused, as the POS reported it (best effort):
+    the goods, the price asked and the HET, when the POS tried (its clock) and when the switch
+    heard of it. Read by the `above_het` alert (switch.alerts)."""
+
+    __tablename__ = "het_attempts"
+    __table_args__ = (
+        CheckConstraint("price_idr > het_idr", name="above_het"),
+        CheckConstraint("het_idr >= 0", name="het_not_negative"),
+        CheckConstraint("qty >= 1", name="qty_positive"),
+        Index("ix_het_attempts_received", "received_at"),
+        Index("ix_het_attempts_merchant", "mid", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    tid: Mapped[str] = mapped_column(String(8))
+    mid: Mapped[str] = mapped_column(String(15))
+    sku: Mapped[str] = mapped_column(String(16))
+    product_name: Mapped[str] = mapped_column(String(60))
+    unit: Mapped[str] = mapped_column(String(10))
+    price_idr: Mapped[int] = mapped_column(BigInteger)
+    het_idr: Mapped[int] = mapped_column(BigInteger)
+    qty: Mapped[int] = mapped_column(Integer)
+    attempted_at: Mapped[datetime] = mapped_column(DateTime)  # the POS's clock, naive WIB
+    received_at: Mapped[datetime] = mapped_column(DateTime)  # the switch's clock, naive WIB

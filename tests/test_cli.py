@@ -181,3 +181,17 @@ def test_reconcile_refuses_plainly(tmp_path: Path) -> None:
         sembako("reconcile", "--date", "2026-11-03", "--ops", "http://127.0.0.1:9", "--data-dir", tmp_path), "either --ops or --data-dir"
     )
     assert not list(tmp_path.glob("*.sqlite3"))  # nothing was created for a mistake
+
+
+def test_a_bank_credential_is_printed_for_curl_and_a_bad_one_is_refused_plainly() -> None:
+    from shared.credentials import demo_credential
+
+    assert sembako("bank", "credential").stdout == demo_credential("bni", "operator") + "\n"
+    assert sembako("bank", "credential", "--bank", "bri", "--holder", "switch").stdout.strip() == demo_credential("bri", "switch")
+    given = CliRunner().invoke(app, ["bank", "credential"], env={**ENV, "SEMBAKO_BANK_OPERATOR_CREDENTIAL": "ops-desk-" + "4" * 20})
+    assert given.stdout.strip() == "ops-desk-" + "4" * 20
+    assert_refused_plainly(sembako("bank", "credential", "--holder", "teller"), "expecting one of switch, operator")
+    assert_refused_plainly(sembako("bank", "credential", "--bank", "xyz"), "unknown bank 'xyz'")
+    short = CliRunner().invoke(app, ["bank", "credential"], env={**ENV, "SEMBAKO_BANK_SWITCH_CREDENTIAL": "tooshort"})
+    assert_refused_plainly(short, "switch_credential: a credential has 16 to 256 characters, got 8")
+    assert "tooshort" not in short.output

@@ -169,3 +169,42 @@ def test_restart_messages_go_to_the_log_while_the_app_runs(tmp_path: Path, reape
     logged = (tmp_path / "up.log").read_text()
     assert "dummy-1 exited (1); restart 1/" in logged and "[yellow]" not in logged
     assert "restart" not in capsys.readouterr().out  # nothing written over the app's screen
+
+
+def test_the_switch_operator_s_ops_token_is_kept_in_the_data_dir(tmp_path: Path) -> None:
+    """On first start `sembako up` writes an admin token of the switch operator to
+    <data-dir>/ops-token (0600); later starts keep it while it opens the ops API, and write a
+    new one once it does not (revoked here)."""
+    import stat
+
+    from fastapi.testclient import TestClient
+
+    from shared.db import Database, sqlite_url
+    from switch.journal import Journal
+    from switch.ops import access
+    from switch.ops.app import create_ops_app
+
+    journal = Journal(Database(sqlite_url(tmp_path, "switch")))
+    journal.migrate()  # as the switch does before it answers /health
+    try:
+        said = up.prepare_ops_token(tmp_path, None)
+        path = tmp_path / "ops-token"
+        assert f"written to [bold]{path}[/]" in said
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        token = path.read_text().strip()
+        client = TestClient(create_ops_app(journal))
+        assert client.get("/v1/tokens", headers={"Authorization": f"Bearer {token}"}).status_code == 200  # an admin's
+
+        assert f"in [bold]{path}[/]" in up.prepare_ops_token(tmp_path, None) and path.read_text().strip() == token
+        with journal.db.begin() as conn:
+            access.revoke_token(conn, access.parse_token(token)[0], "cli", "rotated", journal_now())
+        assert "written to" in up.prepare_ops_token(tmp_path, None) and path.read_text().strip() != token
+        assert "no ops API token: no switch database in" in up.prepare_ops_token(tmp_path / "elsewhere", None)
+    finally:
+        journal.db.dispose()
+
+
+def journal_now():  # noqa: ANN201
+    from switch.runtime import wib_now
+
+    return wib_now()

@@ -1,12 +1,15 @@
 """The bank's HTTP application: one router per resource, errors as clear JSON.
 
 422 answers never echo the input (`shared.http`); request bodies are bounded, more tightly on
-the authorisation endpoints (`auth_body_max_bytes`) than elsewhere (`body_max_bytes`).
+the authorisation endpoints (`auth_body_max_bytes`) than elsewhere (`body_max_bytes`). Callers
+present a credential (`bank_penyalur.api.credentials`): the switch's on what the switch calls,
+an operator's or the switch's on the operations endpoints; /health and /metrics are open.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,6 +17,7 @@ import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from shared.credentials import OPERATOR, SWITCH
 from shared.http import BodySizeLimit, add_error_handlers, error_responses
 
 from bank_penyalur.api.routes import (
@@ -28,11 +32,30 @@ from bank_penyalur.api.routes import (
     postings,
     reports,
 )
+from bank_penyalur.api.credentials import REFUSED_401, REFUSED_403, CredentialCheck, add_security
 from bank_penyalur.api.routes import metrics as metrics_routes
 from bank_penyalur.lifecycle import TransitionError
 from bank_penyalur.runtime import BankRuntime, demo_keys_warning
+from bank_penyalur.settings import BankSettings
 
 log = logging.getLogger("bank_penyalur")
+
+
+def app_from_environment() -> FastAPI:
+    """The application of one worker process of `sembako bank serve --workers N`: its own
+    runtime (database pool, authorisation writer) from the settings in its environment, on the
+    database the parent process already migrated. Exactly-once across workers rests on the
+    database: unique request keys and the KPM row lock (PostgreSQL)."""
+    import atexit
+
+    from shared.logs import configure_logging
+
+    settings = BankSettings()
+    sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
+    configure_logging(f"bank-{settings.bank}", settings.data_dir)
+    runtime = BankRuntime.start(settings)
+    atexit.register(runtime.close)
+    return create_app(runtime)
 
 
 def create_app(runtime: BankRuntime) -> FastAPI:
@@ -48,12 +71,21 @@ def create_app(runtime: BankRuntime) -> FastAPI:
     app = FastAPI(
         lifespan=lifespan,
         title=f"Bank penyalur {runtime.bank.name} ({runtime.bank.code.upper()})",
-        description="KPM accounts, KKS cards, e-money ledger and authorisation for Program Sembako.",
+        description=(
+            "KPM accounts, KKS cards, e-money ledger and authorisation for Program Sembako. "
+            "Send `Authorization: Bearer <credential>`: the switch's credential on authorisations, "
+            "the offline card list and postings; an operator's (or the switch's) everywhere else. "
+            "`/health` and `/metrics` are open."
+        ),
         version="0.1.0",
     )
     app.state.runtime = runtime
-    for module in (health, authorisations, kpm, merchants, cards, ops, disbursements, reports, offline, postings):
-        app.include_router(module.router, responses=error_responses(503))  # the database is away
+    unavailable = error_responses(503)  # the database is away
+    app.include_router(health.router, responses=unavailable)
+    for module in SWITCH_ONLY:
+        app.include_router(module.router, responses={**unavailable, **REFUSED_401, **REFUSED_403})
+    for module in OPERATIONS:
+        app.include_router(module.router, responses={**unavailable, **REFUSED_401})
     app.include_router(metrics_routes.router)  # GET /metrics, Prometheus text, not in the schema
     _add_error_handlers(app)
     settings = runtime.settings
@@ -62,7 +94,38 @@ def create_app(runtime: BankRuntime) -> FastAPI:
         default_max_bytes=settings.body_max_bytes,
         limits_bytes={authorisations.router.prefix: settings.auth_body_max_bytes},
     )
+    _add_credential_check(app, runtime)  # outermost: no body is read before the credential
     return app
+
+
+# Route groups (see bank_penyalur.api.credentials): what the switch calls, and operations.
+SWITCH_ONLY = (authorisations, offline, postings)
+OPERATIONS = (kpm, merchants, cards, ops, disbursements, reports)
+
+
+def _add_credential_check(app: FastAPI, runtime: BankRuntime) -> None:
+    switch_prefixes = tuple(module.router.prefix for module in SWITCH_ONLY)
+    open_paths = frozenset(
+        {route.path for route in (*health.router.routes, *metrics_routes.router.routes)}
+        | {url for url in (app.docs_url, app.redoc_url, app.openapi_url, app.swagger_ui_oauth2_redirect_url) if url}
+    )
+    settings = runtime.settings
+    app.add_middleware(
+        CredentialCheck,
+        switch_credential=settings.credential(SWITCH),
+        operator_credential=settings.credential(OPERATOR),
+        switch_prefixes=switch_prefixes,
+        open_paths=open_paths,
+        realm=f"bank-{runtime.bank.code}",
+    )
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_security(generate(), switch_prefixes, open_paths)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _add_error_handlers(app: FastAPI) -> None:

@@ -6,8 +6,11 @@ import itertools
 from collections.abc import Iterator
 
 import pytest
+from fastapi.testclient import TestClient
 
 from shared.banks import get_bank
+from shared.credentials import SWITCH
+from bank_penyalur.api.app import create_app
 from bank_penyalur.demo import fixture, generator
 from bank_penyalur.disburse import disburse
 from bank_penyalur.ledger import check_ledger
@@ -102,6 +105,12 @@ class Bank:
             result = check_ledger(conn)
         assert result.balance_sum_idr == 0, result
         assert result.ok, result
+
+
+def api_client(runtime: BankRuntime, holder: str = SWITCH, **options) -> TestClient:  # noqa: ANN003
+    """The bank's HTTP API in process, called with `holder`'s credential: the switch's (accepted
+    everywhere) by default, or the bank operators' ("operator")."""
+    return TestClient(create_app(runtime), headers=runtime.settings.bearer(holder), **options)
 
 
 def start_bank(storage: dict, clock, kpm: int = 20, bank: str = "bni") -> BankRuntime:  # noqa: ANN001

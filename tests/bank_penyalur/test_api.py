@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 
 from shared.cards import luhn_valid, make_pan, mask_pan
 
-from bank_penyalur.api.app import create_app
 from shared.banks import get_bank
+from tests.bank_penyalur.conftest import api_client
 
 PURCHASE = "/v1/authorisations/purchase"
 WATCHED = ("normal", "pkh_combo", "replaced_new", "zero_balance", "pin_blocked")
@@ -39,7 +39,7 @@ BAD_KK = {**WATI, "nik": "3204014512860902", "kk_number": "320401", "name": "Ded
 @pytest.fixture
 def client(bank) -> TestClient:  # noqa: ANN001
     # Server errors come back as 500 responses instead of exceptions: the tests look for them.
-    return TestClient(create_app(bank.runtime), raise_server_exceptions=False)
+    return api_client(bank.runtime, raise_server_exceptions=False)
 
 
 def purchase_body(bank, label: str = "normal", amount_idr: int = 10_000, pin: str | None = None, **overrides) -> dict:  # noqa: ANN001, ANN003

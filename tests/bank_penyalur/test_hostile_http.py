@@ -14,10 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from bank_penyalur.api.app import create_app
 from bank_penyalur.tables import Base
 from tests.bounded import bounded
 from tests.bank_penyalur.test_api import purchase_body, snapshot
+from tests.bank_penyalur.conftest import api_client
 
 JSON = {"content-type": "application/json"}
 AUTH = "/v1/authorisations"
@@ -26,7 +26,7 @@ ENDPOINTS = ("purchase", "balance-inquiry", "reversal", "advice")
 
 @pytest.fixture
 def client(bank) -> TestClient:
-    return TestClient(create_app(bank.runtime), raise_server_exceptions=False)
+    return api_client(bank.runtime, raise_server_exceptions=False)
 
 
 

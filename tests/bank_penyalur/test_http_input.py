@@ -9,9 +9,9 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from bank_penyalur.api.app import create_app
 
 from tests.bank_penyalur.test_api import PURCHASE, WATI, error_fields, purchase_body, snapshot
+from tests.bank_penyalur.conftest import api_client
 
 JSON = {"content-type": "application/json"}
 ADVICE = "/v1/authorisations/advice"
@@ -20,7 +20,7 @@ REVERSAL = "/v1/authorisations/reversal"
 
 @pytest.fixture
 def client(bank) -> TestClient:  # noqa: ANN001
-    return TestClient(create_app(bank.runtime), raise_server_exceptions=False)
+    return api_client(bank.runtime, raise_server_exceptions=False)
 
 
 def raw_post(client: TestClient, path: str, body: dict) -> object:

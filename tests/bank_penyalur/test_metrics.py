@@ -17,11 +17,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from shared import rc
 from shared.metrics import CONTENT_TYPE_LATEST
 
-from bank_penyalur.api.app import create_app
 from bank_penyalur.batcher import AuthorisationBatcher
 from bank_penyalur.metrics import BankMetrics
 from tests.metrics import samples, value
 from tests.bank_penyalur.test_api import PURCHASE, purchase_body
+from tests.bank_penyalur.conftest import api_client
 
 PAN_RUN = re.compile(r"\d{12,19}")
 
@@ -44,7 +44,7 @@ def assert_no_card_data(exposition: str, pans: list[str]) -> None:
 
 
 def test_a_purchase_and_a_wrong_pin_are_counted_by_response_code(bank) -> None:  # noqa: ANN001
-    client = TestClient(create_app(bank.runtime), raise_server_exceptions=False)
+    client = api_client(bank.runtime, raise_server_exceptions=False)
     try:
         approved = client.post(PURCHASE, json=purchase_body(bank, "normal", 10_000))
         declined = client.post(PURCHASE, json=purchase_body(bank, "pkh_combo", 5_000, pin="000000"))

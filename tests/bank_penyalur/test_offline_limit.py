@@ -9,18 +9,16 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import pytest
-from fastapi.testclient import TestClient
 
 from shared import rc
 
-from bank_penyalur.api.app import create_app
 from bank_penyalur.authorise import CardState, Policy, decide_advice
 from bank_penyalur.ledger import check_ledger
 from bank_penyalur.reports import build_report, offline_exception_list
 from bank_penyalur.schemas import AuthorisationPublic
 from bank_penyalur.tables import ACTIVATED
 
-from tests.bank_penyalur.conftest import PERIOD, TERMINAL
+from tests.bank_penyalur.conftest import PERIOD, TERMINAL, api_client
 
 LIMIT_IDR = Policy().offline_limit_idr
 NOW = datetime(2026, 11, 3, 9, 0)
@@ -80,7 +78,7 @@ def test_many_small_advices_then_large_ones_stop_at_the_limit(bank) -> None:  # 
 def test_exceptions_are_listed_over_http(bank) -> None:  # noqa: ANN001
     bank.advice("normal", 200_000)
     bank.advice("normal", 200_000)
-    client = TestClient(create_app(bank.runtime))
+    client = api_client(bank.runtime)
     listed = client.get("/v1/reports/offline-exceptions", params={"period": PERIOD}).json()
     assert [(e["rc"], e["amount_idr"], e["balance_idr"]) for e in listed] == [
         (rc.APPROVED, 200_000, -50_000), (rc.INSUFFICIENT_FUNDS, 200_000, -50_000)
@@ -123,7 +121,7 @@ def test_racing_advices_through_the_batched_writers_stay_within_the_limit(bank) 
 
 def test_racing_advices_over_http_stay_within_the_limit(bank) -> None:  # noqa: ANN001
     requests = [bank.advice_request("zero_balance", AMOUNT_IDR) for _ in range(RACERS)]
-    with TestClient(create_app(bank.runtime)) as client, ThreadPoolExecutor(max_workers=32) as pool:
+    with api_client(bank.runtime) as client, ThreadPoolExecutor(max_workers=32) as pool:
         responses = list(pool.map(lambda r: client.post("/v1/authorisations/advice", content=r.model_dump_json(), headers=JSON), requests))
     assert {r.status_code for r in responses} == {200}
     _assert_bounded(bank, [AuthorisationPublic.model_validate_json(r.content) for r in responses])

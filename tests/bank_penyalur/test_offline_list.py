@@ -8,17 +8,15 @@ import time
 from datetime import datetime
 
 import pytest
-from fastapi.testclient import TestClient
 
 from shared import offline
 from shared.keys import demo_key_hex
 
-from bank_penyalur.api.app import create_app
 from bank_penyalur.demo import generator
 from bank_penyalur.offline_list import ListedCard, select_cards
 from bank_penyalur.tables import ACTIVATED, BLOCKED, DAMAGED, DISTRIBUTED, LOST, REPLACED
 
-from tests.bank_penyalur.conftest import start_bank
+from tests.bank_penyalur.conftest import start_bank, api_client
 
 PATH = "/v1/offline/card-list"
 # The switch holds the same demo ZPK of BNI and derives the same key from it.
@@ -26,7 +24,7 @@ LIST_KEY = offline.list_key(bytes.fromhex(demo_key_hex("bni", "zpk")), "bni")
 
 
 def card_list(bank) -> dict:  # noqa: ANN001
-    with TestClient(create_app(bank.runtime)) as client:
+    with api_client(bank.runtime) as client:
         response = client.get(PATH)
     assert response.status_code == 200, response.text
     return response.json()
@@ -80,7 +78,7 @@ def test_the_list_is_sorted_and_the_same_every_time(bank) -> None:  # noqa: ANN0
 
 
 def test_a_card_reported_lost_moves_to_the_hot_list(bank) -> None:  # noqa: ANN001
-    with TestClient(create_app(bank.runtime)) as client:
+    with api_client(bank.runtime) as client:
         pan = bank.cards["normal"].pan
         assert client.post(f"/v1/cards/{pan}/report-lost", json={"reason": "Hilang di pasar"}).status_code == 200
         listed = client.get(PATH).json()
@@ -90,7 +88,7 @@ def test_a_card_reported_lost_moves_to_the_hot_list(bank) -> None:  # noqa: ANN0
 def test_ten_thousand_kpm_answer_well_under_a_second(tmp_path, clock) -> None:  # noqa: ANN001
     runtime = start_bank({"data_dir": tmp_path}, clock, kpm=10_000)
     try:
-        with TestClient(create_app(runtime)) as client:
+        with api_client(runtime) as client:
             client.get("/health")
             started = time.perf_counter()
             response = client.get(PATH)

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from bank_penyalur.api.app import create_app
 from bank_penyalur.tables import AuthRequest, Transfer
-from tests.bank_penyalur.conftest import TERMINAL, Bank
+from tests.bank_penyalur.conftest import TERMINAL, Bank, api_client
 
 
 def rrn(n: int) -> str:
@@ -48,7 +46,7 @@ def counts(bank: Bank) -> tuple[int, int]:
 
 def test_a_terminals_money_requests_of_the_day(bank: Bank) -> None:
     done = morning(bank)
-    client = TestClient(create_app(bank.runtime))
+    client = api_client(bank.runtime)
     before = counts(bank)
     answer = client.get("/v1/postings", params={"date": bank.today.isoformat(), "terminal_id": TERMINAL})
     assert answer.status_code == 200, answer.text
@@ -73,7 +71,7 @@ def test_a_terminals_money_requests_of_the_day(bank: Bank) -> None:
 
 def test_every_terminal_and_paging(bank: Bank) -> None:
     morning(bank)
-    client = TestClient(create_app(bank.runtime))
+    client = api_client(bank.runtime)
     everyone = client.get("/v1/postings", params={"date": bank.today.isoformat()}).json()
     assert {p["terminal_id"] for p in everyone["postings"]} == {TERMINAL, "EDC00002"}
     assert len(everyone["postings"]) == 7
@@ -90,7 +88,7 @@ def test_every_terminal_and_paging(bank: Bank) -> None:
 
 
 def test_bad_parameters_are_422(bank: Bank) -> None:
-    client = TestClient(create_app(bank.runtime))
+    client = api_client(bank.runtime)
     for params in ({}, {"date": "2026-13-01"}, {"date": "20261103"}, {"date": "2026-11-03", "limit": 0},
                    {"date": "2026-11-03", "limit": 10_001}, {"date": "2026-11-03", "terminal_id": "TOO-LONG-ID"},
                    {"date": "2026-11-03", "after_id": -1}):

@@ -13,7 +13,6 @@ from fastapi.testclient import TestClient
 from shared import rc
 
 from bank_penyalur import registry
-from bank_penyalur.api.app import create_app
 from shared.clock import FixedClock
 from bank_penyalur.disburse import disburse
 from bank_penyalur.registry import KpmCreate, MerchantCreate
@@ -22,6 +21,7 @@ from bank_penyalur.runtime import BankRuntime
 from bank_penyalur.schemas import AdviceCreate, PurchaseCreate, ReversalCreate
 from bank_penyalur.settings import BankSettings
 from bank_penyalur.tables import ACTIVATED, DISTRIBUTED
+from tests.bank_penyalur.conftest import api_client
 
 JABAR, NTT = "Jawa Barat", "Nusa Tenggara Timur"
 PIN = "123456"
@@ -194,7 +194,7 @@ def test_dict_form(november_bank: BankRuntime) -> None:
 
 @pytest.fixture
 def client(november_bank: BankRuntime) -> TestClient:
-    return TestClient(create_app(november_bank))
+    return api_client(november_bank)
 
 
 def test_http_json(client: TestClient) -> None:

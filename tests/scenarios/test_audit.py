@@ -64,3 +64,33 @@ def test_a_reversal_still_queued_at_the_switch_is_in_flight_not_a_violation() ->
     postings = [posting("purchase", "000000000001")]
     assert audit(view(journal, postings, saf_pending_rrns=frozenset({"000000000001"}))) == []
     assert audit(view(journal, postings))  # once the queue is empty, they must agree
+
+
+def test_a_purchase_whose_reversal_the_terminal_still_holds_is_in_flight() -> None:
+    """The switch was killed mid-purchase: the bank posted it, the switch never journalled it, the
+    terminal keeps a reversal for its STAN. Until that reversal lands the two sides differ."""
+    postings = [{**posting("purchase", "000000000002", 50_000), "terminal_id": "BRI00026", "stan": "000007"}]
+    held = view([], postings, terminal_pending=frozenset({("BRI00026", "000007")}))
+    assert audit(held) == []
+    assert any("the switch journal moved 0, the bank posted 50000" in p for p in audit(view([], postings)))
+    other_terminal = view([], postings, terminal_pending=frozenset({("BRI00027", "000007")}))
+    assert audit(other_terminal)
+
+
+def test_a_reversal_the_switch_could_not_match_is_held_to_the_bank() -> None:
+    """The restarted switch forwards a terminal's reversal of a purchase it never journalled: the
+    journal names no original; the bank gave back exactly the debit it posted."""
+    orphan = {**reversal("000001000003", "000000000002"), "original_rrn": None}
+    postings = [posting("purchase", "000000000002", 50_000), posting("reversal", "000000000002", 50_000)]
+    assert audit(view([orphan], postings)) == []
+    nothing_to_give_back = [posting("reversal", "000000000002", 50_000)]
+    assert any("gives back 0 posted debit(s)" in p for p in audit(view([orphan], nothing_to_give_back)))
+
+
+def test_an_rrn_given_to_two_purchases_at_the_bank_is_caught() -> None:
+    """A switch that numbered on from its journal after a crash handed the lost purchase's RRN out
+    again: the bank holds two purchases under one RRN, and the slip's RRN is ambiguous."""
+    slip = Slip("BRI00027", "bni", "000000000002", 10_000, "KPM lain")
+    postings = [posting("purchase", "000000000002", 50_000), posting("purchase", "000000000002", 10_000)]
+    problems = audit(view([purchase("000000000002")], postings, (slip,)))
+    assert any("2 posted purchase(s) at bank bni" in p for p in problems)

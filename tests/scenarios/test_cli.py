@@ -13,7 +13,7 @@ from scenarios.model import scenario_json_schema
 
 from .helpers import FIRST_STEP_LINE, HEAD, VALID_STEP, write
 
-EXAMPLES = Path(__file__).parents[2] / "scenarios" / "examples"
+SUITE = Path(__file__).parents[2] / "scenarios" / "suite"
 
 
 def run(*args: str | Path):  # noqa: ANN201
@@ -21,9 +21,9 @@ def run(*args: str | Path):  # noqa: ANN201
 
 
 def test_check_valid_files_exits_0() -> None:
-    result = run("check", EXAMPLES)
+    result = run("check", SUITE)
     assert result.exit_code == 0, result.output
-    count = len(list(EXAMPLES.glob("*.yaml")))
+    count = len(list(SUITE.glob("*.yaml")))
     assert result.stdout == ""
     assert f"{count} scenario file(s) valid" in result.stderr
 

@@ -185,6 +185,49 @@ def test_a_journal_check_names_this_or_an_earlier_step(tmp_path: Path) -> None:
     assert "name the step" in errors[1].message
 
 
+def test_a_journal_check_names_a_step_that_made_a_transaction(tmp_path: Path) -> None:
+    """Only cek, bayar, cart, tarik_tunai, reversal and offline_sale make one transaction of their
+    own: a journal or reconciliation line check of any other step is refused with the reason."""
+    text = HEAD + "  - name: uang masuk\n    disburse: {period: \"2026-11\", amount: 150000}\n"
+    text += "  - name: tutup\n    settle: {terminal: BNI00001}\n    expect: {journal: {rc: \"00\"}}\n"
+    text += '  - cek: {card: siti, terminal: BNI00001}\n    expect: {journal: {step: uang masuk, rc: "00"}}\n'
+    text += "  - advance: 1h\n    expect:\n      reconciliation: [{tid: BNI00001, step: tutup, values: {bank_side: found}}]\n"
+    errors = errors_of(tmp_path, text)
+    assert [e.path for e in errors] == [
+        "steps[1].expect.journal",
+        "steps[2].expect.journal.step",
+        "steps[3].expect.reconciliation[0].step",
+    ]
+    assert "name the step whose transaction is checked" in errors[0].message
+    assert errors[1].message.startswith('step "uang masuk" is a "disburse" step, which makes no transaction to check')
+    assert '"settle" step' in errors[2].message
+
+
+def test_service_actions_with_a_delay_pause_and_resume(tmp_path: Path) -> None:
+    valid = HEAD + "  - pause: bank bni\n  - kill: switch after 1s\n  - cek: {card: siti, terminal: BNI00001}\n  - resume: bank bni\n"
+    assert errors_of(tmp_path, valid) == []
+    text = HEAD + "  - pause: terminal BNI00001\n  - restart: terminal BNI00001 after 2s\n  - stop: bank bni after 500ms\n"
+    errors = errors_of(tmp_path, text)
+    assert [(e.path, e.message) for e in errors] == [
+        ("steps[0].pause", "pause is for a bank or the switch; a terminal is stopped and restarted"),
+        ("steps[1].restart", "a terminal is stopped, killed or restarted between steps: leave the delay out"),
+        ("steps[2].stop", "a delayed service action lands during the next step: add the step it should land in"),
+    ]
+    error = only_error(tmp_path, HEAD + "  - kill: switch after 2m\n  - cek: {card: siti, terminal: BNI00001}\n")
+    assert (error.path, error.message) == ("steps[0].kill", 'expecting a delay within (0s, 1m], got "2m"')
+
+
+def test_stock_and_sent_checks(tmp_path: Path) -> None:
+    text = HEAD + "  - cart: {terminal: BNI00001, card: siti, items: {BRS-MED: 2}}\n"
+    text += "    expect: {sent: false, stock: {BNI00001: {BRS-MED: 800}, BNI00002: {TAHU: 1}}}\n"
+    text += "  - advance: 1h\n    expect: {sent: true}\n"
+    errors = errors_of(tmp_path, text)
+    assert [(e.path, e.message) for e in errors] == [
+        ("steps[0].expect.stock.BNI00002", "terminal BNI00002 is not in network.terminals"),
+        ("steps[1].expect.sent", '"sent" checks a terminal transaction and a "advance" step makes none'),
+    ]
+
+
 def test_all_errors_of_a_file_in_line_order(tmp_path: Path) -> None:
     text = HEAD + "  - bayar: {card: siti, terminal: BNI00001, amount: 1.5}\n  - cek: {card: siti, terminal: BNI00001, pin: 1}\n"
     errors = errors_of(tmp_path, text)

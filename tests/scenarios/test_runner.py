@@ -1,20 +1,19 @@
-"""The scenario runner on real networks: the examples play, a wrong expectation fails naming its
-step and expectation (exit 1, JUnit failure, HTML step), and the same seed replays exactly."""
+"""The scenario runner on real networks: a wrong expectation fails naming its step and expectation
+(exit 1, JUnit failure, HTML step), the same seed replays exactly, in this process or in a pool
+of workers, and a broken file fails its run without stopping the others. (The suite itself
+plays in test_suite.py.)"""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from scenarios.cli import scenario_app
-from scenarios.loader import load_scenario, parse_scenario
-from scenarios.runner import RunOptions, run_scenario
-
-EXAMPLES = Path(__file__).parents[2] / "scenarios" / "examples"
-OPTIONS = RunOptions(step_timeout_s=60, scenario_timeout_s=120)
+from scenarios.loader import parse_scenario
+from scenarios.pool import run_files
+from scenarios.runner import RunOptions, ScenarioResult, run_scenario
 
 SMALL = """\
 name: small
@@ -42,26 +41,6 @@ steps:
 
 def cli(*args: str | Path):  # noqa: ANN201
     return CliRunner().invoke(scenario_app, [str(a) for a in args], env={"COLUMNS": "200"})
-
-
-@pytest.mark.parametrize("example", ["offline_blank_spot", "lost_signal_reversal"])
-def test_the_examples_play_and_pass(example: str) -> None:
-    result = run_scenario(load_scenario(EXAMPLES / f"{example}.yaml"), example, OPTIONS)
-    assert result.passed, result.failure()
-    assert all(step.verdicts[-1].check == "audit" and step.verdicts[-1].ok for step in result.steps)
-
-
-def test_a_cart_screen_check_is_refused_as_not_supported() -> None:
-    result = run_scenario(load_scenario(EXAMPLES / "replaced_card_pos.yaml"), "replaced", OPTIONS)
-    assert not result.passed
-    assert "step 4 'belanja dengan kartu baru': not supported by the runner yet: expect screen after a cart" in (result.failure() or "")
-    assert [s.status for s in result.steps] == ["PASS", "PASS", "PASS", "ERROR", "SKIP"]
-
-
-def test_zero_balance_declines_until_the_disbursement_then_buys() -> None:
-    result = run_scenario(load_scenario(EXAMPLES / "zero_balance.yaml"), "zero", OPTIONS)
-    assert result.passed, result.failure()
-    assert [s.status for s in result.steps] == ["PASS"] * 4
 
 
 def test_a_wrong_expectation_fails_with_step_expectation_junit_and_html(tmp_path: Path) -> None:
@@ -93,15 +72,35 @@ def test_a_passing_scenario_writes_a_testcase_without_failure(tmp_path: Path) ->
     assert case is not None and case.get("name") == "small" and case.find("failure") is None
 
 
+def trace(result: ScenarioResult) -> list:
+    assert result.passed, result.failure()
+    return [(s.name, s.status, [(v.check, v.ok) for v in s.verdicts], [(e.request_mti, e.answer_mti, e.rc) for e in s.exchanges])
+            for s in result.steps]  # fmt: skip
+
+
 def test_the_same_seed_replays_the_same_verdicts_and_messages() -> None:
     scenario = parse_scenario(SMALL.format(balance=140000))
-
-    def trace() -> list:
-        result = run_scenario(scenario, "small", RunOptions(seed=42, step_timeout_s=60, scenario_timeout_s=120))
-        assert result.passed, result.failure()
-        return [(s.name, s.status, [(v.check, v.ok) for v in s.verdicts], [(e.request_mti, e.answer_mti, e.rc) for e in s.exchanges])
-                for s in result.steps]  # fmt: skip
-
-    first, second = trace(), trace()
+    options = RunOptions(seed=42, step_timeout_s=60, scenario_timeout_s=120)
+    first, second = (trace(run_scenario(scenario, "small", options)) for _ in range(2))
     assert first == second
     assert [m for _, _, _, exchanges in first for m in exchanges] == [("0200", "0210", "00"), ("0100", "0110", "00")]
+
+
+def test_parallel_runs_keep_to_their_own_networks_and_replay_alike(tmp_path: Path) -> None:
+    """Two networks at once in a pool of workers, each on its own ports, data and clock: the same
+    file twice gives the same trace as in this process, and a broken file is a failed result."""
+    good = tmp_path / "good.yaml"
+    good.write_text(SMALL.format(balance=140000), encoding="utf-8")
+    twin = tmp_path / "twin.yaml"
+    twin.write_text(SMALL.format(balance=140000), encoding="utf-8")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(SMALL.format(balance=10.5), encoding="utf-8")
+    lines: list[str] = []
+
+    results = run_files([good, twin, broken], RunOptions(seed=42, progress=lines.append), jobs=2)
+
+    assert [r.file for r in results] == [str(good), str(twin), str(broken)]
+    assert trace(results[0]) == trace(results[1]) == trace(run_scenario(parse_scenario(good.read_text()), "small", RunOptions(seed=42)))
+    assert not results[2].passed and "invalid scenario file" in (results[2].failure() or "")
+    assert "expecting a whole number of rupiah, got 10.5" in (results[2].failure() or "")
+    assert sum(line.startswith("small  PASS") for line in lines) == 2  # progress came back from the workers

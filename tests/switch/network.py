@@ -27,6 +27,7 @@ import pytest
 
 from shared import iso8583, keys, pinblock, protocol
 from shared.banks import get_bank
+from shared.credentials import SWITCH
 from shared.keys import demo_terminal_master_key_hex
 
 from bank_penyalur import store as bank_store
@@ -129,6 +130,11 @@ class Network:
             env["SEMBAKO_BANK_DB_SCHEMA"] = str(settings.db_schema)
         return BankProcess(code, port, command, env, self.tmp / f"bank-{code}.log")
 
+    def bank_headers(self, code: str, holder: str = SWITCH) -> dict[str, str]:
+        """The header carrying `holder`'s credential ("switch", "operator") at bank `code`, as its
+        process reads its settings."""
+        return self._bank_settings(code).bearer(holder)
+
     def bank_runtime(self, code: str) -> BankRuntime:
         return BankRuntime.start(self._bank_settings(code))
 
@@ -185,6 +191,14 @@ class Network:
     def ops_url(self) -> str:
         assert self.switch
         return f"http://127.0.0.1:{self.switch.settings.ops_port}"
+
+    def ops_headers(self, role: str = "admin", bank: str | None = None) -> dict[str, str]:
+        """The header carrying a new token for the switch's ops API (default: the switch
+        operator's admin), issued into the switch's database as `sembako ops token create` does."""
+        from tests.switch.ops_tokens import bearer, issue
+
+        assert self.switch
+        return bearer(issue(self.switch.db, role, bank))
 
     def start(self) -> Network:
         self.prepare_banks()

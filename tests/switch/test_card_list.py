@@ -58,7 +58,7 @@ def page_request(edc: RawTerminal, page: int) -> dict:
 
 
 def bank_list(network: Network) -> dict:
-    return httpx.get(f"{network.banks['bni'].url}/v1/offline/card-list", timeout=10).json()
+    return httpx.get(f"{network.banks['bni'].url}/v1/offline/card-list", headers=network.bank_headers("bni"), timeout=10).json()
 
 
 def download(edc: RawTerminal) -> tuple[offline.ListHeader, list[str], list[str]]:

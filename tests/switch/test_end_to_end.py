@@ -260,9 +260,10 @@ def test_ops_api_traces_a_purchase_by_rrn_with_the_pan_masked(network, edc) -> N
     person = card(11)
     answer = edc.purchase(person.pan, person.pin, 12_000)
     assert answer["39"] == rc.APPROVED
+    headers = network.ops_headers(role="viewer", bank="bni")
 
     def traced() -> dict | None:
-        response = httpx.get(f"{network.ops_url}/v1/transactions/{answer['37']}", timeout=5)
+        response = httpx.get(f"{network.ops_url}/v1/transactions/{answer['37']}", headers=headers, timeout=5)
         return response.json() if response.status_code == 200 else None
 
     assert wait_until(lambda: traced() is not None, timeout_s=5)
@@ -271,7 +272,7 @@ def test_ops_api_traces_a_purchase_by_rrn_with_the_pan_masked(network, edc) -> N
     assert directions == ["terminal_in", "bank_out", "bank_in", "terminal_out"]
     assert person.pan not in str(trail)
     assert trail["transaction"]["amount_idr"] == 12_000
-    found = httpx.get(f"{network.ops_url}/v1/transactions", params={"pan": person.pan}, timeout=5).json()
+    found = httpx.get(f"{network.ops_url}/v1/transactions", params={"pan": person.pan}, headers=headers, timeout=5).json()
     rows = found["items"] if isinstance(found, dict) and "items" in found else found
     assert [row["rrn"] for row in rows] == [answer["37"]]  # by the full PAN's keyed hash: this card only
 

@@ -157,8 +157,9 @@ def test_a_batch_is_one_database_transaction(journal: Journal) -> None:
     assert messages_of(journal, "000000000060") == []
 
 
-def test_a_batch_is_written_with_one_executemany_per_table(journal: Journal) -> None:
-    """The hot path: 300 transactions and 1,200 messages in two bulk statements."""
+def test_a_batch_is_written_with_one_bulk_statement_per_table(journal: Journal) -> None:
+    """The hot path: 300 transactions and 1,200 messages in two bulk statements (on
+    PostgreSQL the messages go by COPY, which SQLAlchemy's events do not see)."""
     batch = [transaction(f"{n:012d}", f"{n:06d}") for n in range(1, 301)]
     messages = [m for record in batch for m in trail(record)]
     inserts: list[tuple[str, bool]] = []
@@ -171,8 +172,10 @@ def test_a_batch_is_written_with_one_executemany_per_table(journal: Journal) -> 
     journal.record(batch, messages)
     event.remove(journal.db.engine, "before_cursor_execute", _seen)
 
-    assert inserts == [("transactions", True), ("messages", True)]
+    by_copy = journal.db.dialect == "postgresql"
+    assert inserts == [("transactions", True)] + ([] if by_copy else [("messages", True)])
     assert transaction_count(journal) == 300
+    assert len(messages_of(journal, "000000000300")) == len(trail(batch[-1]))
     assert journal.max_rrn() == "000000000300"
 
 
@@ -247,7 +250,7 @@ def differences(db: Database, metadata: MetaData) -> list:
 def test_migrated_database_matches_the_tables(journal: Journal) -> None:
     head = ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()
     with journal.db.engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == head == "0004"
+        assert MigrationContext.configure(conn).get_current_revision() == head == "0006"
     assert differences(journal.db, Base.metadata) == []
 
     drifted = MetaData(naming_convention=Base.metadata.naming_convention)

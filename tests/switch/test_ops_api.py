@@ -10,7 +10,8 @@ The journal holds a morning of traffic (2026-11-03, WIB) at two e-Warong:
 - and Siti bought for Rp99.000 the evening before.
 
 A reversal of the timed-out purchase owed to BRI waits in store-and-forward; one to BNI was
-acknowledged. No response of the API may contain a full card number.
+acknowledged. No response of the API may contain a full card number. The client holds the switch
+operator's admin token (access and bank scope: test_ops_access).
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from fastapi.testclient import TestClient
 from shared.banks import get_bank
 from shared.cards import make_pan, mask_pan
 from switch.journal import Journal, MessageRecord, TransactionRecord
-from switch.ops.app import create_ops_app
-from tests.switch.test_journal import open_journal, transaction
+from tests.switch.ops_tokens import ops_client
+from tests.switch.test_journal import open_journal, terminal, transaction
 
 DAY = date(2026, 11, 3)
 SITI = make_pan(get_bank("bni").iin, 11)
@@ -77,7 +78,11 @@ def siti_trail(record: TransactionRecord) -> list[MessageRecord]:
     ]
 
 
+TERMINALS = [terminal("BNI00001"), terminal("BNI00002"), terminal("BRI00001", "bri")]
+
+
 def seed(journal: Journal, clock) -> None:  # noqa: ANN001
+    journal.ensure_terminals(TERMINALS, clock.now() - timedelta(days=30))
     evening = clock.now() - timedelta(hours=13)
     journal.record([transaction(rrn(12), "000099", pan=SITI, amount_idr=99_000, transmission_date=DAY - timedelta(days=1), created_at=evening)], [])
     records = morning(clock)
@@ -103,7 +108,7 @@ def journal(storage, clock) -> Iterator[Journal]:  # noqa: ANN001
 @pytest.fixture
 def client(journal: Journal) -> TestClient:
     # Server errors come back as 500 responses instead of exceptions: the tests look for them.
-    return TestClient(create_ops_app(journal, stats_provider=lambda: {"inflight": 3}), raise_server_exceptions=False)
+    return ops_client(journal, stats_provider=lambda: {"inflight": 3}, raise_server_exceptions=False)
 
 
 def get(client: TestClient, url: str, status: int = 200, **params: Any) -> Any:  # noqa: ANN401
@@ -261,12 +266,12 @@ def test_bank_stats_count_outcomes_and_latency(client: TestClient) -> None:
 
 
 def test_stats_without_or_with_a_failing_live_provider(journal: Journal) -> None:
-    assert get(TestClient(create_ops_app(journal)), "/v1/stats/banks")["live"] is None
+    assert get(ops_client(journal), "/v1/stats/banks")["live"] is None
 
     def broken() -> dict:
         raise RuntimeError("switch core stopped")
 
-    failing = TestClient(create_ops_app(journal, broken), raise_server_exceptions=False)
+    failing = ops_client(journal, stats_provider=broken, raise_server_exceptions=False)
     assert get(failing, "/v1/stats/banks")["live"] == {"error": "live statistics unavailable"}
 
 

@@ -17,7 +17,7 @@ from shared.db import Database, sqlite_url
 from switch import migrate
 from switch.hsm import PanHasher, SwitchHsm
 from switch.journal import TRANSACTION_FIELDS, Journal
-from switch.ops.app import create_ops_app
+from tests.switch.ops_tokens import ops_client
 from switch.tables import Transaction
 from tests.switch.test_journal import PAN_HASH, transaction
 
@@ -69,14 +69,14 @@ def found(client: TestClient, **params: str) -> list[str]:
 
 def test_a_card_is_found_by_its_full_number_and_never_its_twin(journal: Journal) -> None:
     journal.record([transaction("000000000001", "000001", pan=SITI), transaction("000000000002", "000002", pan=TWIN)], [])
-    client = TestClient(create_ops_app(journal))
+    client = ops_client(journal)
     assert found(client, pan=SITI) == ["000000000001"]
     assert found(client, pan=TWIN) == ["000000000002"]
     assert found(client, pan=make_pan(BNI, 42)) == []
 
 
 def test_masked_or_malformed_card_numbers_are_refused(journal: Journal) -> None:
-    client = TestClient(create_ops_app(journal))
+    client = ops_client(journal)
     for pan in (mask_pan(SITI), SITI[:12], SITI + "1234", "kartu siti", "9360-0009-1234", f"{SITI[:-1]}A"):
         response = client.get("/v1/transactions", params={"pan": pan})
         assert response.status_code == 422, pan
@@ -90,9 +90,9 @@ def test_the_search_uses_the_key_the_rows_were_written_with(storage) -> None:  #
     journal = open_journal(storage, real)
     journal.migrate()
     journal.record([transaction("000000000001", "000001", pan=SITI, pan_hash=real(SITI))], [])
-    assert found(TestClient(create_ops_app(journal)), pan=SITI) == ["000000000001"]
+    assert found(ops_client(journal), pan=SITI) == ["000000000001"]
     demo_keyed = Journal(journal.db)  # same rows, searched under the demo key: nothing matches
-    assert found(TestClient(create_ops_app(demo_keyed)), pan=SITI) == []
+    assert found(ops_client(demo_keyed), pan=SITI) == []
     journal.db.dispose()
 
 
@@ -115,7 +115,7 @@ def test_migration_0002_keeps_old_rows_without_a_hash(storage) -> None:  # noqa:
         rows = conn.execute(select(Transaction.rrn, Transaction.pan_masked, Transaction.pan_hash).order_by(Transaction.id)).all()
     assert rows == [("000000000001", mask_pan(SITI), None), ("000000000002", mask_pan(SITI), PAN_HASH(SITI))]
     assert journal.find(old.tid, old.stan, old.transmission_date, old.kind) == old.__class__(**old_values)
-    assert found(TestClient(create_ops_app(journal)), pan=SITI) == ["000000000002"]
+    assert found(ops_client(journal), pan=SITI) == ["000000000002"]
 
     _downgrade(journal.db, "0001")  # and back: the rows stay, without the column
     with journal.db.read() as conn:

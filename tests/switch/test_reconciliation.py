@@ -75,8 +75,10 @@ def day(network: Network) -> Day:
 @pytest.fixture
 def ops(network: Network) -> Iterator[TestClient]:
     """The ops API on the running switch's journal, with links to the network's banks."""
-    banks = BankClient({code: bank.url for code, bank in network.banks.items()}, 2_000, 4)
-    with TestClient(create_ops_app(network.switch.journal, banks=banks)) as client:
+    assert network.switch is not None
+    credentials = network.switch.settings.bank_credentials_by_code()
+    banks = BankClient({code: bank.url for code, bank in network.banks.items()}, 2_000, 4, credentials)
+    with TestClient(create_ops_app(network.switch.journal, banks=banks), headers=network.ops_headers()) as client:
         yield client
         client.portal.call(banks.close)
 
@@ -211,14 +213,20 @@ def test_sembako_reconcile_prints_the_report(network: Network, day: Day) -> None
 
 
 def test_sembako_reconcile_asks_the_running_switch(network: Network, day: Day) -> None:
-    """Through the switch's own ops API: the journal's side is there whatever links it has."""
-    result = CliRunner().invoke(
-        sembako_app, ["reconcile", "--date", day.day.isoformat(), "--tid", day.tid, "--ops", network.ops_url, "--json"], env=cli_env(network)
-    )
+    """Through the switch's own ops API, with the token `sembako up` keeps in the data directory:
+    the journal's side is there whatever links it has."""
+    token_file = network.tmp / "ops-token-of-reconcile"
+    token_file.write_text(network.ops_headers(role="viewer", bank="bni")["Authorization"].removeprefix("Bearer ") + "\n")
+    args = ["reconcile", "--date", day.day.isoformat(), "--tid", day.tid, "--ops", network.ops_url, "--json"]
+    result = CliRunner().invoke(sembako_app, [*args, "--token-file", str(token_file)], env=cli_env(network))
     assert result.exit_code == 0, (result.output, result.exception)
     [terminal] = json.loads(result.stdout)["terminals"]
     assert sorted(line["switch_amount_idr"] for line in terminal["lines"]) == [10_000, 20_000, 200_000]
     assert terminal["batches"][0]["closed"] is True
+
+    without = CliRunner().invoke(sembako_app, [*args, "--token-file", str(network.tmp / "no-such-file")], env=cli_env(network))
+    assert without.exit_code == 1 and "the switch ops API wants a valid token" in without.output
+    assert "--token" in without.output and "Traceback" not in without.output
 
 
 # -- the matching itself, without a network -------------------------------------------------------------------------------

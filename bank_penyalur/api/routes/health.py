@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlalchemy import text
@@ -17,8 +19,9 @@ class HealthPublic(BaseModel):
     iin: str
     database: str
     zpk_kcv: str
-    demo_keys: bool = Field(description="True when the bank runs on the public demo keys (a demo only)")
+    demo_keys: bool = Field(description="True when the bank runs on the public demo keys or accepts the public demo credentials (a demo only)")
     warning: str | None = None
+    process: int = Field(description="The id of the process that answered (one of several with `--workers`)")
 
 
 @router.get("/health")
@@ -34,4 +37,5 @@ def health(runtime: Runtime, conn: ReadConn) -> HealthPublic:
         zpk_kcv=runtime.hsm.zpk_kcv,
         demo_keys=warning is not None,
         warning=warning,
+        process=os.getpid(),
     )

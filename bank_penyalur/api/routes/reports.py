@@ -12,8 +12,10 @@ from shared.http import unprocessable
 
 from bank_penyalur.api.deps import ReadConn, Runtime
 from bank_penyalur.reports import (
+    FAMILIES_MAX,
     LEVELS,
     build_report,
+    double_card_list,
     offline_exception_list,
     report_to_csv,
     report_to_dict,
@@ -77,3 +79,40 @@ def offline_exceptions(
     except ValueError as exc:
         raise unprocessable(str(exc), ("query", "period")) from None
     return [OfflineExceptionPublic.model_validate(row, from_attributes=True) for row in rows]
+
+
+class ActiveCardPublic(BaseModel):
+    pan_masked: str
+    kpm_id: int
+    active_since: WibDateTime
+
+
+class DoubleCardFamilyPublic(BaseModel):
+    """A family holding more than one active card: one KKS per family (tunggalisasi)."""
+
+    family: str  # "KK 3204********0001" (masked), or "KPM 12" when the KPM has no KK number
+    province: str
+    regency: str
+    kpm_ids: list[int]
+    cards: list[ActiveCardPublic]
+    double_since: WibDateTime
+
+
+class DoubleCards(BaseModel):
+    bank: str
+    families: list[DoubleCardFamilyPublic]
+    truncated: bool  # more families than `limit`
+
+
+@router.get("/double-cards")
+def double_cards(
+    conn: ReadConn,
+    runtime: Runtime,
+    province: str | None = Query(default=None, max_length=60, pattern=PLAIN_TEXT_PATTERN),
+    limit: int = Query(default=FAMILIES_MAX, ge=1, le=FAMILIES_MAX, description="Families listed at most"),
+) -> DoubleCards:
+    """Families with more than one active card, each with its cards (masked): the double cards
+    to block before the next disbursement."""
+    families, truncated = double_card_list(conn, province, limit)
+    listed = [DoubleCardFamilyPublic.model_validate(family, from_attributes=True) for family in families]
+    return DoubleCards(bank=runtime.bank.code, families=listed, truncated=truncated)

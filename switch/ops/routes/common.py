@@ -10,12 +10,13 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import Query
-from pydantic import AfterValidator, BaseModel
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import ColumnElement, Row
 
 from shared.cards import mask_pan
 from shared.clock import WIB
 from shared.rc import lookup
+from switch.ops.access import PLAIN_TEXT_PATTERN
 from switch.ops.routes.params import RANGE_TEXT, Moment
 from switch.ops.routes.problems import refuse
 
@@ -69,6 +70,17 @@ def time_window(column: ColumnElement, start: datetime | None, end: datetime | N
     if end is not None:
         conditions.append(column < end)
     return conditions
+
+
+# The reason operations staff give for an action: printable text (any script), kept with card
+# numbers masked (mask_text) in case one was typed in.
+ReasonText = Annotated[str, StringConstraints(min_length=3, max_length=200, pattern=PLAIN_TEXT_PATTERN)]
+
+
+class ActionReason(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: ReasonText = Field(description="Why, in a few words (3-200 characters); kept in the audit log")
 
 
 class TransactionPublic(BaseModel):

@@ -5,6 +5,9 @@
   counted once per original (a repeated reversal gives nothing back twice) for the original's
   amount (the bank reverses the whole purchase);
 - net = purchases - reversals. Integer rupiah throughout.
+
+A bank's token gets the totals of what concerns its bank only (its cards anywhere, any card at
+its terminals; switch.ops.scope), still one line per issuer.
 """
 
 from __future__ import annotations
@@ -19,12 +22,14 @@ from sqlalchemy.orm import aliased
 
 from shared.banks import BANK_CODES
 from shared.rc import APPROVED
-from switch.ops.deps import ReadConn
+from switch.ops.access import Principal
+from switch.ops.deps import ReadConn, Viewer
 from switch.ops.routes.params import RANGE_TEXT, BusinessDate
-from switch.ops.routes.problems import UNAVAILABLE
+from switch.ops.routes.problems import GUARDED
+from switch.ops.scope import transactions_of
 from switch.tables import ADVICE, PURCHASE, REVERSAL, Transaction
 
-router = APIRouter(prefix="/v1/settlement", tags=["settlement"], responses=UNAVAILABLE)
+router = APIRouter(prefix="/v1/settlement", tags=["settlement"], responses=GUARDED)
 
 SPENDING = (PURCHASE, ADVICE)
 Totals = dict[str, tuple[int, int]]  # bank -> (count, amount in rupiah)
@@ -47,9 +52,11 @@ class Settlement(BaseModel):
 
 @router.get("")
 def settlement(
-    conn: ReadConn, day: Annotated[BusinessDate, Query(alias="date", description=f"Business date, YYYY-MM-DD, {RANGE_TEXT}")]
+    principal: Viewer,
+    conn: ReadConn,
+    day: Annotated[BusinessDate, Query(alias="date", description=f"Business date, YYYY-MM-DD, {RANGE_TEXT}")],
 ) -> Settlement:
-    purchases, reversals = purchase_totals(conn, day), reversal_totals(conn, day)
+    purchases, reversals = purchase_totals(conn, day, principal), reversal_totals(conn, day, principal)
     banks = [*BANK_CODES, *sorted((purchases.keys() | reversals.keys()) - set(BANK_CODES))]
     lines = [_line(bank, purchases.get(bank, (0, 0)), reversals.get(bank, (0, 0))) for bank in banks]
     total = _line(
@@ -71,18 +78,20 @@ def _line(bank: str, purchases: tuple[int, int], reversals: tuple[int, int]) -> 
     )
 
 
-def purchase_totals(conn: Connection, day: date) -> Totals:
+def purchase_totals(conn: Connection, day: date, principal: Principal | None = None) -> Totals:
     t = Transaction
+    scope = transactions_of(principal, t) if principal is not None else []
     query = (
         select(t.bank_code, func.count(), func.coalesce(func.sum(t.amount_idr), 0))
-        .where(t.transmission_date == day, t.kind.in_(SPENDING), t.rc == APPROVED, t.bank_code.is_not(None))
+        .where(t.transmission_date == day, t.kind.in_(SPENDING), t.rc == APPROVED, t.bank_code.is_not(None), *scope)
         .group_by(t.bank_code)
     )
     return {bank: (int(count), int(amount)) for bank, count, amount in conn.execute(query)}
 
 
-def reversal_totals(conn: Connection, day: date) -> Totals:
+def reversal_totals(conn: Connection, day: date, principal: Principal | None = None) -> Totals:
     reversal, original, earlier = aliased(Transaction), aliased(Transaction), aliased(Transaction)
+    scope = transactions_of(principal, original) if principal is not None else []
     already_reversed = (
         select(earlier.id)
         .where(
@@ -105,6 +114,7 @@ def reversal_totals(conn: Connection, day: date) -> Totals:
             original.rc == APPROVED,
             original.bank_code.is_not(None),
             ~already_reversed,
+            *scope,
         )
         .group_by(original.bank_code)
     )

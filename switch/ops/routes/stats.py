@@ -1,4 +1,9 @@
-"""Per-bank traffic: requests, approvals, declines by response code, timeouts and bank latency."""
+"""Per-bank traffic: requests, approvals, declines by response code, timeouts and bank latency.
+
+A bank's token counts only the transactions that concern its bank (its cards anywhere, any
+card at its terminals; switch.ops.scope) and does not get the running switch's live counters
+(`live`: every bank's links).
+"""
 
 from __future__ import annotations
 
@@ -12,12 +17,13 @@ from sqlalchemy import func, select
 
 from shared.banks import BANK_CODES
 from shared.rc import APPROVED, ISSUER_UNAVAILABLE
-from switch.ops.deps import ReadConn, StatsProvider
+from switch.ops.deps import ReadConn, StatsProvider, Viewer
 from switch.ops.routes.common import From, To, time_window
-from switch.ops.routes.problems import UNAVAILABLE
+from switch.ops.routes.problems import GUARDED
+from switch.ops.scope import transactions_of
 from switch.tables import Transaction
 
-router = APIRouter(prefix="/v1/stats", tags=["statistics"], responses=UNAVAILABLE)
+router = APIRouter(prefix="/v1/stats", tags=["statistics"], responses=GUARDED)
 log = logging.getLogger("switch.ops")
 
 
@@ -76,12 +82,12 @@ class _Tally:
 
 
 @router.get("/banks")
-def bank_stats(conn: ReadConn, provider: StatsProvider, start: From = None, end: To = None) -> BankStatsReport:
+def bank_stats(principal: Viewer, conn: ReadConn, provider: StatsProvider, start: From = None, end: To = None) -> BankStatsReport:
     """All journalled requests per issuer (every kind), optionally within a time window."""
     latency = Transaction.bank_latency_ms
     query = (
         select(Transaction.bank_code, Transaction.rc, func.count(), func.count(latency), func.sum(latency), func.max(latency))
-        .where(*time_window(Transaction.created_at, start, end))
+        .where(*time_window(Transaction.created_at, start, end), *transactions_of(principal))
         .group_by(Transaction.bank_code, Transaction.rc)
     )
     tallies: dict[str, _Tally] = {code: _Tally() for code in BANK_CODES}
@@ -94,7 +100,7 @@ def bank_stats(conn: ReadConn, provider: StatsProvider, start: From = None, end:
     return BankStatsReport(
         banks=[tally.public(bank) for bank, tally in tallies.items()],
         unrouted=UnroutedStats(requests=sum(unrouted.values()), by_rc=dict(sorted(unrouted.items()))),
-        live=_live(provider),
+        live=_live(provider) if principal.bank is None else None,
     )
 
 

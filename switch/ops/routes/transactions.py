@@ -3,6 +3,10 @@
 A card is searched by its full number, through the journal's keyed hash of it (exact match):
 a masked number is shared by many cards. Rows journalled before the hash existed (migration
 0002) have none and are not found by card number.
+
+Bank scope (switch.ops.scope): a bank's token finds only transactions of its cards or at its
+terminals, is refused (403) a `bank` filter naming another bank, and gets 404 for the RRN of a
+transaction that does not concern its bank.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel
 from sqlalchemy import ColumnElement, Connection, select
 
+from switch.ops.access import Principal
+
 from shared.banks import BANK_CODES
 from switch.journal import Journal
-from switch.ops.deps import OpsJournal, ReadConn
+from switch.ops.deps import OpsJournal, ReadConn, Viewer, own_bank
 from switch.ops.routes.common import (
     ID_MAX,
     PAGE_MAX,
@@ -28,10 +34,11 @@ from switch.ops.routes.common import (
     transaction_public,
 )
 from switch.ops.routes.params import CardNumber
-from switch.ops.routes.problems import NOT_FOUND, UNAVAILABLE, refuse
+from switch.ops.routes.problems import GUARDED, NOT_FOUND, refuse
+from switch.ops.scope import transactions_of
 from switch.tables import MessageLog, Transaction
 
-router = APIRouter(prefix="/v1/transactions", tags=["transactions"], responses=UNAVAILABLE)
+router = APIRouter(prefix="/v1/transactions", tags=["transactions"], responses=GUARDED)
 
 Kind = Literal["inquiry", "purchase", "advice", "reversal"]
 # Issuer codes, as written or in capitals ("BRI").
@@ -75,6 +82,7 @@ def pan_condition(journal: Journal, pan: str) -> ColumnElement:
 
 @router.get("")
 def search(
+    principal: Viewer,
     conn: ReadConn,
     journal: OpsJournal,
     start: From = None,
@@ -90,13 +98,15 @@ def search(
     before_id: Annotated[int | None, Query(ge=1, le=ID_MAX, description="Only transactions older than this id (paging)")] = None,
 ) -> TransactionPage:
     """Journalled transactions, newest first, filtered by any combination of the parameters."""
-    conditions = time_window(Transaction.created_at, start, end)
+    issuer = bank.lower() if bank is not None else None
+    own_bank(principal, issuer)
+    conditions = time_window(Transaction.created_at, start, end) + transactions_of(principal)
     exact = {
         Transaction.rrn: rrn,
         Transaction.tid: terminal,
         Transaction.mid: merchant,
         Transaction.rc: rc,
-        Transaction.bank_code: bank.lower() if bank is not None else None,
+        Transaction.bank_code: issuer,
         Transaction.kind: kind,
     }
     conditions += [column == value for column, value in exact.items() if value is not None]
@@ -111,10 +121,12 @@ def search(
 
 @router.get("/{rrn}", responses=NOT_FOUND)
 def detail(
-    rrn: Annotated[str, Path(max_length=64, pattern=Printable, description="Retrieval reference number")], conn: ReadConn
+    principal: Viewer,
+    rrn: Annotated[str, Path(max_length=64, pattern=Printable, description="Retrieval reference number")],
+    conn: ReadConn,
 ) -> TransactionDetail:
     """One transaction with its message trail, its reversals, or the purchase it reverses."""
-    row = conn.execute(select(Transaction.__table__).where(Transaction.rrn == rrn)).one_or_none()
+    row = conn.execute(select(Transaction.__table__).where(Transaction.rrn == rrn, *transactions_of(principal))).one_or_none()
     if row is None:
         shown = rrn if len(rrn) <= RRN_SHOWN_MAX else "of that length"
         raise HTTPException(404, f"no transaction with RRN {shown}")
@@ -122,8 +134,8 @@ def detail(
         transaction=transaction_public(row),
         response=scrub(row.response),
         messages=trail(conn, rrn),
-        reversals=reversals_of(conn, rrn),
-        original=by_rrn(conn, row.original_rrn) if row.original_rrn else None,
+        reversals=reversals_of(conn, rrn, principal),
+        original=by_rrn(conn, row.original_rrn, principal) if row.original_rrn else None,
     )
 
 
@@ -135,11 +147,11 @@ def trail(conn: Connection, rrn: str) -> list[MessagePublic]:
     ]
 
 
-def reversals_of(conn: Connection, rrn: str) -> list[TransactionPublic]:
-    query = select(Transaction.__table__).where(Transaction.original_rrn == rrn).order_by(Transaction.id)
+def reversals_of(conn: Connection, rrn: str, principal: Principal) -> list[TransactionPublic]:
+    query = select(Transaction.__table__).where(Transaction.original_rrn == rrn, *transactions_of(principal)).order_by(Transaction.id)
     return [transaction_public(row) for row in conn.execute(query)]
 
 
-def by_rrn(conn: Connection, rrn: str) -> TransactionPublic | None:
-    row = conn.execute(select(Transaction.__table__).where(Transaction.rrn == rrn)).one_or_none()
+def by_rrn(conn: Connection, rrn: str, principal: Principal) -> TransactionPublic | None:
+    row = conn.execute(select(Transaction.__table__).where(Transaction.rrn == rrn, *transactions_of(principal))).one_or_none()
     return transaction_public(row) if row is not None else None

@@ -1,5 +1,6 @@
-"""The shipped example scenarios load, the published schema is the models' and documents them,
-and each example validates against that schema with a JSON Schema library."""
+"""The scenarios of the suite load, cite their field problem and can fail; the published schema is
+the models' and documents them, and each scenario validates against it with a JSON Schema
+library. (Playing the suite: test_suite.py.)"""
 
 from __future__ import annotations
 
@@ -13,18 +14,26 @@ from scenarios.cli import SCHEMA_PATH, schema_text
 from scenarios.loader import load_scenario, read_yaml, scenario_errors
 from scenarios.model import ACTIONS, SCHEMA_DIALECT, SCHEMA_ID, Scenario, scenario_json_schema
 
-EXAMPLES = sorted((Path(__file__).parents[2] / "scenarios" / "examples").glob("*.yaml"))
+SUITE = sorted((Path(__file__).parents[2] / "scenarios" / "suite").glob("*.yaml"))
+DESIGN_SECTIONS = ("The program being simulated", "Field reality", "Services and ownership", "Wire protocol",
+                   "Response codes", "Money and ledger rules", "Glossary")  # fmt: skip
 
 
-def test_there_are_examples() -> None:
-    assert 3 <= len(EXAMPLES) <= 6, EXAMPLES
+def test_the_suite_has_at_least_25_scenarios_with_distinct_names() -> None:
+    assert len(SUITE) >= 25, SUITE
+    names = [load_scenario(path).name for path in SUITE]
+    assert len(set(names)) == len(names)
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
-def test_each_example_loads(path: Path) -> None:
+@pytest.mark.parametrize("path", SUITE, ids=lambda p: p.stem)
+def test_each_scenario_loads_cites_its_problem_and_expects(path: Path) -> None:
     scenario = load_scenario(path)
     assert scenario.steps
     assert all(step.action in ACTIONS for step in scenario.steps)
+    cites = [scenario.cites] if isinstance(scenario.cites, str) else list(scenario.cites)
+    assert any(any(f"DESIGN.md, {section}" in cite for section in DESIGN_SECTIONS) for cite in cites), cites
+    checks = [step.expect for step in scenario.steps if step.expect is not None] + [step.wait for step in scenario.steps if step.wait]
+    assert len(checks) >= 3, f"{path.name}: a scenario checks what happens after its steps"
 
 
 def test_the_published_schema_is_up_to_date() -> None:
@@ -70,8 +79,8 @@ def _json_schema_validator():  # noqa: ANN202 - whichever library is installed
     return None
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
-def test_each_example_validates_against_the_schema(path: Path) -> None:
+@pytest.mark.parametrize("path", SUITE, ids=lambda p: p.stem)
+def test_each_scenario_validates_against_the_schema(path: Path) -> None:
     errors_of = _json_schema_validator()
     data, _ = read_yaml(path.read_text(encoding="utf-8"))
     assert errors_of(data) == []
@@ -83,7 +92,7 @@ def test_each_example_validates_against_the_schema(path: Path) -> None:
 
 def test_the_schema_refuses_what_the_loader_refuses() -> None:
     errors_of = _json_schema_validator()
-    data, _ = read_yaml(EXAMPLES[0].read_text(encoding="utf-8"))
+    data, _ = read_yaml(SUITE[0].read_text(encoding="utf-8"))
     two_actions = {**data, "steps": [{"advance": "1h", "cek": {"card": "x", "terminal": "BNI00001"}}]}
     float_money = {**data, "steps": [{"disburse": {"period": "2026-11", "amount": 10.5}}]}
     unknown_key = {**data, "steps": [{"advance": "1h", "colour": "red"}]}

@@ -1,0 +1,113 @@
+"""Core statements compiled once per database and run on the driver's cursor: the hot path.
+
+`Connection.execute` pays, on every call, for a compiled-cache lookup, an execution context,
+parameter processing through generic machinery and a Result object: about as much CPU as the
+database spends on a primary-key lookup. For the few statements of an authorisation, a
+`Compiled` statement does that work once: the SQL text, the order of its parameters and the
+type conversions (bind and result processors, e.g. dates as text on SQLite) are taken from
+SQLAlchemy's own compilation for the database's dialect, and each call is one
+`cursor.execute` inside the caller's SQLAlchemy transaction. On PostgreSQL psycopg prepares
+the statement on the server after a few executions.
+
+Only for statements with plain bound parameters (no expanding IN, no literal rendering).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+from sqlalchemy import Connection, Dialect, Select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.elements import ColumnElement
+
+Processor = Callable[[Any], Any]
+
+
+class Compiled:
+    def __init__(self, statement: ClauseElement, dialect: Dialect, column_keys: Sequence[str] | None = None) -> None:
+        """`column_keys`: for an INSERT, the columns it is given (as `Connection.execute` infers
+        them from its parameters)."""
+        compiled = statement.compile(dialect=dialect, column_keys=list(column_keys) if column_keys else None)
+        binds = {name: bind for bind, name in compiled.bind_names.items()}
+        assert not any(bind.expanding or bind.literal_execute for bind in binds.values()), "plain binds only"
+        self.sql = str(compiled)
+        self._driver_error: type[Exception] = dialect.loaded_dbapi.Error
+        self._positional = compiled.positiontup is not None
+        self._names: tuple[str, ...] = tuple(compiled.positiontup) if self._positional else tuple(binds)
+        self._bind = {
+            name: processor
+            for name, bind in binds.items()
+            if (processor := dialect.type_descriptor(bind.type).bind_processor(dialect)) is not None
+        }
+        self._fixed = {name: bind.value for name, bind in binds.items() if not bind.required and bind.callable is None}
+        columns = _selected(statement)
+        self.columns: tuple[str, ...] = tuple(column.key for column in columns)
+        self._result = tuple(dialect.type_descriptor(column.type).result_processor(dialect, None) for column in columns)
+        self._row = NamedTuple("Row", [(name, Any) for name in self.columns]) if columns else None  # type: ignore[misc]
+
+    def parameters(self, params: Mapping[str, Any]) -> tuple | dict:
+        values = {name: params[name] if name in params else self._fixed[name] for name in self._names}
+        for name, processor in self._bind.items():
+            values[name] = processor(values[name])
+        return tuple(values[name] for name in self._names) if self._positional else values
+
+    def execute(self, conn: Connection, params: Mapping[str, Any]) -> Any:  # noqa: ANN401 - the driver's cursor
+        """Run on `conn`'s driver connection; a driver error is raised as SQLAlchemy raises it
+        for its own statements (IntegrityError on a duplicate key, ...)."""
+        cursor = conn.connection.driver_connection.cursor()
+        parameters = self.parameters(params)
+        try:
+            cursor.execute(self.sql, parameters)
+        except self._driver_error as exc:
+            cursor.close()
+            raise DBAPIError.instance(self.sql, parameters, exc, self._driver_error) from exc
+        return cursor
+
+    def one_or_none(self, conn: Connection, params: Mapping[str, Any]) -> tuple | None:
+        """The one row (a named tuple of the selected columns), or None."""
+        cursor = self.execute(conn, params)
+        try:
+            row = cursor.fetchone()
+            assert cursor.fetchone() is None, f"more than one row from {self.sql!r}"
+        finally:
+            cursor.close()
+        return None if row is None else self._convert(row)
+
+    def scalar(self, conn: Connection, params: Mapping[str, Any]) -> Any:  # noqa: ANN401 - a column value
+        """The first column of the one row, or None when there is no row."""
+        row = self.one_or_none(conn, params)
+        return None if row is None else row[0]
+
+    def run(self, conn: Connection, params: Mapping[str, Any]) -> None:
+        """Execute a statement whose rows, if any, are not wanted."""
+        self.execute(conn, params).close()
+
+    def _convert(self, row: tuple) -> tuple:
+        values = [value if processor is None else processor(value) for value, processor in zip(row, self._result, strict=True)]
+        assert self._row is not None
+        return self._row(*values)
+
+
+def _selected(statement: ClauseElement) -> list[ColumnElement]:
+    """The columns a SELECT returns, or the RETURNING columns of an INSERT (else none)."""
+    if isinstance(statement, Select):
+        return list(statement.selected_columns)
+    return list(getattr(statement, "exported_columns", ()))
+
+
+class PerDialect:
+    """A statement's `Compiled` form for each dialect it meets, made on first use."""
+
+    def __init__(self, statement: ClauseElement, column_keys: Sequence[str] | None = None) -> None:
+        self.statement = statement
+        self.column_keys = column_keys
+        self._by_dialect: dict[str, Compiled] = {}
+
+    def on(self, conn: Connection) -> Compiled:
+        dialect = conn.dialect
+        compiled = self._by_dialect.get(dialect.name)
+        if compiled is None:
+            compiled = self._by_dialect.setdefault(dialect.name, Compiled(self.statement, dialect, self.column_keys))
+        return compiled
