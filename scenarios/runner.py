@@ -528,7 +528,7 @@ class _Player:
             return None
         if txn.rrn:
             try:
-                return await self._ops_get("/v1/transactions/{txn.rrn}")
+                return await self._ops_get(f"/v1/transactions/{txn.rrn}")
             except Exception:  # noqa: BLE001 - not journalled (yet): searched below
                 pass
         if not txn.stan:
@@ -537,7 +537,7 @@ class _Player:
         row = next((item for item in page["items"] if item["stan"] == txn.stan), None)
         if row is None:
             return None
-        return await self._ops_get("/v1/transactions/{row['rrn']}")
+        return await self._ops_get(f"/v1/transactions/{row['rrn']}")
 
     async def _journal(self, check: Any, record: StepResult) -> list[Verdict]:
         target = self._step_ref(check.step, record)
