@@ -27,6 +27,7 @@ from edc_terminal.core import parse_amount
 from edc_terminal.batchjob import DEFAULT_WINDOW, WINDOW_MAX
 from edc_terminal.headless import DEFAULT_TIMEOUT_MS, JOB_COMMANDS, InputError, run
 from edc_terminal.linking import link_profile
+from shared.clock import ClockFileError, clock_for
 
 EXIT_DECLINED = 1
 EXIT_INPUT = 2
@@ -54,6 +55,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Cetak satu objek JSON")]
 TimeoutOpt = Annotated[int, typer.Option("--timeout-ms", min=1, help="Batas waktu menunggu jawaban switch")]
 LinkOpt = Annotated[str | None, typer.Option("--link", help="Lewat simulator link: online, vsat atau offline (bawaan: langsung)")]
 LinkSeedOpt = Annotated[int, typer.Option("--link-seed", help="Seed simulator link (perilaku yang sama dapat diulang)")]
+ClockFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--clock-file", envvar="SEMBAKO_CLOCK_FILE", help="Waktu simulasi dari file jam jaringan skenario (bawaan: jam sistem)"
+    ),
+]
 TraceOpt = Annotated[
     bool, typer.Option("--trace", help="Cetak setiap pesan ISO 8583 ke stderr (PIN block, MAC dan PAN disamarkan)")
 ]
@@ -127,6 +134,7 @@ class CliOptions:
     link_seed: int = 0
     nik: str | None = None
     window: int = DEFAULT_WINDOW
+    clock_file: Path | None = None
 
 
 def execute(command: str, options: CliOptions) -> None:
@@ -151,11 +159,15 @@ async def _run(command: str, options: CliOptions) -> dict[str, Any]:
         link = link_profile(options.link)
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    try:
+        clock = clock_for(options.clock_file)
+    except ClockFileError as exc:
+        raise InputError(str(exc)) from None
     return await run(
         command, options.terminal, host, port, options.data_dir,
         pan=options.card, pin=options.pin, amount_idr=amount_idr, timeout_ms=options.timeout_ms,
         trace=sys.stderr if options.trace else None, link=link, link_seed=options.link_seed,
-        nik=options.nik, window=options.window,
+        nik=options.nik, window=options.window, clock=clock,
     )  # fmt: skip
 
 
@@ -185,8 +197,11 @@ def _register(name: str) -> None:
         link_seed: LinkSeedOpt = 0,
         nik: NikOpt = None,
         window: WindowOpt = DEFAULT_WINDOW,
+        clock_file: ClockFileOpt = None,
     ) -> None:
-        options = CliOptions(card, pin, amount, terminal, switch, data_dir, as_json, timeout_ms, trace, link, link_seed, nik, window)
+        options = CliOptions(
+            card, pin, amount, terminal, switch, data_dir, as_json, timeout_ms, trace, link, link_seed, nik, window, clock_file
+        )
         execute(name, options)
 
     command.__doc__ = COMMAND_HELP[name]

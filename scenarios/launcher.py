@@ -40,7 +40,7 @@ JOIN_POLL_S = 0.02
 _context: Any = None
 
 
-def _forkserver() -> Any:
+def forkserver() -> Any:
     global _context  # noqa: PLW0603 - one fork server per process, made on first use
     if _context is None:
         context = multiprocessing.get_context("forkserver")
@@ -87,7 +87,7 @@ def start(kind: str, options: dict[str, Any], env: dict[str, str], log_path: Pat
     command's keyword arguments), environment `env` and its output appended to `log_path`."""
     if kind not in (BANK, SWITCH):
         raise ValueError(f"unknown service kind {kind!r}")
-    process = _forkserver().Process(target=_serve, args=(kind, options, env, str(log_path)), name=f"scenario-{kind}", daemon=True)
+    process = forkserver().Process(target=_serve, args=(kind, options, env, str(log_path)), name=f"scenario-{kind}", daemon=True)
     process.start()
     return Forked(process)
 

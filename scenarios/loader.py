@@ -258,11 +258,13 @@ _TYPE_WORDS = {
 }
 
 
-def _message(error: dict[str, Any]) -> str:
+def _message(error: dict[str, Any], root: type[BaseModel] | None = None) -> str:
+    """One validation error in plain words; an unknown key names the keys `root` (the file's
+    model, default Scenario) allows there."""
     kind = error["type"]
     loc = [part for part in error["loc"] if not _skipped(part)]
     if kind == "extra_forbidden":
-        allowed = allowed_keys(loc[:-1])
+        allowed = allowed_keys(loc[:-1], root or Scenario)
         hint = f"; expected one of: {', '.join(allowed)}" if allowed else ""
         return f"unknown key {shown(loc[-1])}{hint}"
     if kind == "missing":
@@ -312,9 +314,10 @@ def _step_into(annotation: Any, part: str | int) -> list[Any]:
     return found
 
 
-def allowed_keys(loc: Sequence[str | int]) -> list[str]:
-    """The keys the format allows in the mapping at `loc` (empty when it cannot tell)."""
-    annotations: list[Any] = [Scenario]
+def allowed_keys(loc: Sequence[str | int], root: type[BaseModel] | None = None) -> list[str]:
+    """The keys the format of `root` (default Scenario) allows in the mapping at `loc` (empty
+    when it cannot tell)."""
+    annotations: list[Any] = [root or Scenario]
     for part in loc:
         annotations = [inner for annotation in annotations for inner in _step_into(annotation, part)]
     models = {kind for annotation in annotations for kind in _unwrap(annotation) if isinstance(kind, type) and issubclass(kind, BaseModel)}

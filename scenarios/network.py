@@ -432,7 +432,8 @@ def _quiet(logger_name: str) -> Iterator[None]:
 def _new_record(spec: CardSpec, index: int) -> KpmCreate:
     """The KPM of a new card: generated from (bank, index), with the file's name and NIK."""
     bank = get_bank(spec.bank)
-    base = generator.generated_kpm(bank, generator.KPM_MAX - 1 - index).record
+    generated = generator.generated_kpm(bank, generator.KPM_MAX - 1 - index)
+    base = generated.record
     village = VILLAGES[index % len(VILLAGES)]
     update: dict[str, Any] = {
         "province": village.province,
@@ -448,6 +449,8 @@ def _new_record(spec: CardSpec, index: int) -> KpmCreate:
         update["nik"] = spec.nik
     if spec.new == "no_emoney":
         update["kk_number"] = ""
+    elif not generated.emoney:  # one generated KPM in a hundred has a broken KK number: not a new card's
+        update["kk_number"] = base.kk_number + base.nik[-6:]
     if spec.new == "zero_balance":
         update["first_period"] = generator.ZERO_BALANCE_FIRST_PERIOD
     return base.model_copy(update=update)

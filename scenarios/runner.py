@@ -32,9 +32,9 @@ from shared.credentials import OPERATOR, SWITCH, bearer
 
 from . import audit as auditing
 from .model import TRANSACTION_CHECKS, Condition, Expect, ReconciliationCheck, Scenario, ServiceTarget, Step, link_profile
-from .network import Card, Http, ScenarioNetwork, ServiceProcess, masked, storage_for
+from .network import Card, Http, ScenarioNetwork, ServiceProcess, Storage, masked, storage_for
 from .shop import ScenarioShops
-from .terminal import Terminal, TxnResult
+from .terminal import BASE_TIMEOUT_MS, Terminal, TxnResult
 
 STEP_TIMEOUT_S = 90.0  # one step (a `wait` gets its own bound on top)
 SCENARIO_TIMEOUT_S = 900.0
@@ -104,6 +104,11 @@ class RunOptions:
     step_timeout_s: float = STEP_TIMEOUT_S
     scenario_timeout_s: float = SCENARIO_TIMEOUT_S
     progress: Callable[[str], None] | None = None
+    # Hooks of `sembako simulate` (scenarios.simulate): the network to build instead of the
+    # plain one, and checks of its own after each step (after the money auditor).
+    network_factory: Callable[[Scenario, Storage], ScenarioNetwork] | None = None
+    after_step: Callable[[Any, StepResult], Awaitable[list[Verdict]]] | None = None
+    terminal_timeout_ms: int = BASE_TIMEOUT_MS  # the terminals' own wait (above the switch's wait for a bank)
 
 
 def derived_link_seed(seed: int, index: int) -> int:
@@ -121,7 +126,7 @@ async def _run(scenario: Scenario, file: str, options: RunOptions) -> ScenarioRe
     result = ScenarioResult(scenario.name, file, seed)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"sembako-scenario-{scenario.name}-") as tmp:
-        player = _Player(scenario, Path(tmp), seed, options, result)
+        player = ScenarioPlayer(scenario, Path(tmp), seed, options, result)
         try:
             await asyncio.wait_for(player.play(), options.scenario_timeout_s)
         except TimeoutError:
@@ -137,7 +142,7 @@ async def _run(scenario: Scenario, file: str, options: RunOptions) -> ScenarioRe
     return result
 
 
-class _Player:
+class ScenarioPlayer:
     """Plays the steps of one scenario on its network and records the results."""
 
     def __init__(self, scenario: Scenario, tmp: Path, seed: int, options: RunOptions, result: ScenarioResult) -> None:
@@ -146,7 +151,7 @@ class _Player:
         self.seed = seed
         self.options = options
         self.result = result
-        self.network = ScenarioNetwork(scenario, storage_for(tmp, options.database_url))
+        self.network = (options.network_factory or ScenarioNetwork)(scenario, storage_for(tmp, options.database_url))
         self.clock = self.network.clock
         self.shops = ScenarioShops(scenario.network.terminals, self.network.storage, self.clock, scenario.network.start)
         self.http = Http()
@@ -165,7 +170,9 @@ class _Player:
             seed = spec.link_seed if spec.link_seed is not None else derived_link_seed(self.seed, index)
             data_dir = self.tmp / "edc"
             data_dir.mkdir(exist_ok=True)
-            terminal = Terminal(spec.tid, data_dir, self.clock, link_profile(spec.link), seed, self.network.iso_port)
+            terminal = Terminal(
+                spec.tid, data_dir, self.clock, link_profile(spec.link), seed, self.network.iso_port, self.options.terminal_timeout_ms
+            )
             self.terminals[spec.tid] = terminal
             await terminal.open()
             await self._sign_on_at_start(terminal)
@@ -178,7 +185,7 @@ class _Player:
             if failed:
                 record.status = SKIP
                 continue
-            await self._play_step(step, record)
+            await self.play_step(step, record)
             failed = record.status != PASS
             self._progress(record)
 
@@ -211,7 +218,7 @@ class _Player:
                 line += f"  {record.failure()}"
             self.options.progress(line)
 
-    async def _play_step(self, step: Step, record: StepResult) -> None:
+    async def play_step(self, step: Step, record: StepResult) -> None:
         started = time.monotonic()
         marks = {tid: len(t.exchanges) for tid, t in self.terminals.items()}
         bound = self.options.step_timeout_s + (step.wait.within.total_seconds() if step.wait else 0)
@@ -221,6 +228,8 @@ class _Player:
             if step.expect is not None:
                 await self._expect(step.expect, record)
             await self._audit(record)
+            if self.options.after_step is not None:
+                record.verdicts += await self.options.after_step(self, record)
         except TimeoutError:
             record.error = f"timed out after {bound:g} s"
         except Exception as exc:  # noqa: BLE001 - a step that breaks fails its scenario with the reason

@@ -76,8 +76,11 @@ class TxnResult:
 class Terminal:
     """One EDC terminal of a scenario, on its own data directory."""
 
-    def __init__(self, tid: str, data_dir: Path, clock: Clock, profile: LinkProfile, link_seed: int, switch_port: int) -> None:
+    def __init__(
+        self, tid: str, data_dir: Path, clock: Clock, profile: LinkProfile, link_seed: int, switch_port: int, timeout_ms: int = BASE_TIMEOUT_MS
+    ) -> None:
         self.tid = tid
+        self.timeout_ms = timeout_ms
         self.data_dir = data_dir
         self.clock = clock
         self.profile = profile
@@ -111,7 +114,7 @@ class Terminal:
         """Start the link proxy (seeded) and open the core on its stored state."""
         self.proxy = LinkProxy(PROXY_HOST, 0, PROXY_HOST, self.switch_port, self.profile, seed=self.link_seed)
         await self.proxy.start()
-        config = core_config(self.profile, CoreConfig.uniform(BASE_TIMEOUT_MS, card_list=True))
+        config = core_config(self.profile, CoreConfig.uniform(self.timeout_ms, card_list=True))
         self.core = open_core(self.tid, self.data_dir, self.clock, config)
         self.core.set_link_state(self.profile.available)
 
@@ -214,7 +217,7 @@ class Terminal:
         client = await self._client()
         sent_at, started_s = self.inspector.now(), self.inspector.timer()
         try:
-            received = await client.request(data, request["t"], stan, BASE_TIMEOUT_MS)
+            received = await client.request(data, request["t"], stan, self.timeout_ms)
         except (TimeoutError, SwitchUnavailable) as exc:
             self.inspector.record(data, None, STATUS_TIMEOUT if isinstance(exc, TimeoutError) else STATUS_LOST, at=sent_at)
             return TxnResult("purchase", None, False, "", "Tidak ada jawaban dari switch", stan=stan, amount_idr=amount_idr)

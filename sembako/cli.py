@@ -12,9 +12,11 @@ from edc_terminal.cli import edc_app
 from edc_terminal.tui import edc_command
 from ewarong_pos.cli import ewarong_app
 from scenarios.cli import scenario_app
+from scenarios.simulate_cli import simulate_command
 from sembako.bench import bench_app
 from switch.cli import switch_app
 from switch.ops.cli import ops_app
+from training.cli import training_command
 
 app = typer.Typer(
     help="Program Sembako payment network simulator: banks, switch, EDC and e-Warong POS.",
@@ -26,11 +28,13 @@ app.add_typer(edc_app, name="edc-cli")
 app.add_typer(switch_app, name="switch")
 app.add_typer(bench_app, name="bench")
 app.add_typer(scenario_app, name="scenario")
+app.command("simulate")(simulate_command)
 app.command("disburse")(disburse_command)
 app.command("demo-cards")(demo_cards_command)
 app.command("edc")(edc_command)
 app.add_typer(ewarong_app, name="ewarong")
 app.add_typer(ops_app, name="ops")
+app.command("training")(training_command)
 
 
 @app.command("up")

@@ -62,28 +62,40 @@ class ServedApp:
     title: str
     argv: tuple[str, ...]
     with_ewarong: bool = False  # the cashier app also takes the terminal's e-Warong
+    with_terminal: bool = True  # False: the app brings its own terminal (training: a sandbox each)
+    participant: bool = False  # `?participant=NAME` is passed on as --participant NAME
 
     @property
     def ws_path(self) -> str:
         return f"{self.path.rstrip('/')}/ws/{{terminal}}"
 
-    def command(self, terminal: str) -> list[str]:
+    def command(self, terminal: str, participant: str | None = None) -> list[str]:
         bank_and_ewarong = demo_terminal(terminal)
         assert bank_and_ewarong is not None, terminal
-        argv = [*self.argv, "--terminal", terminal]
+        argv = [*self.argv, "--terminal", terminal] if self.with_terminal else [*self.argv]
         if self.with_ewarong:
             argv += ["--ewarong", bank_and_ewarong[1]]
+        if self.participant and participant:
+            argv += ["--participant", participant]
         return argv
+
+    def session_key(self, terminal: str) -> str:
+        """What one session holds: its terminal, or for an app with terminals of its own, a seat."""
+        return terminal if self.with_terminal else f"{self.name}/{terminal}"
 
 
 def served_apps(switch: str, data_dir: Path, database_url: str | None = None) -> list[ServedApp]:
-    """The cashier app at `/` and the EDC alone at `/edc`, both against the switch at `switch`."""
+    """The cashier app at `/` and the EDC alone at `/edc`, both against the switch at `switch`, and
+    the training lessons at `/training` (each on a sandbox network of its own, progress kept in
+    `data_dir/training`)."""
     base = (sys.executable, "-m", "sembako")
     common = ("--switch", switch, "--data-dir", str(data_dir))
     ewarong = (*base, "ewarong", *common, *(("--database-url", database_url) if database_url else ()))
     return [
         ServedApp("ewarong", "/", "Kasir e-Warong (Program Sembako)", ewarong, with_ewarong=True),
         ServedApp("edc", "/edc", "EDC Program Sembako", (*base, "edc", *common)),
+        ServedApp("training", "/training", "Pelatihan pendamping Program Sembako",
+                  (*base, "training", "--data-dir", str(data_dir / "training")), with_terminal=False, participant=True),
     ]
 
 
@@ -146,6 +158,7 @@ class Session:
     app: ServedApp
     terminal: str
     websocket: web.WebSocketResponse
+    participant: str | None = None
     service: SessionService | None = None
 
     async def close(self) -> None:
@@ -201,12 +214,17 @@ class TrainingServer(Server):
     def _index_handler(self, served: ServedApp) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def index(request: web.Request) -> web.StreamResponse:
             terminal = request.query.get("terminal", DEFAULT_TERMINAL).strip().upper()
-            refusal = self.refusal(terminal)
+            refusal = self.refusal(terminal, served)
+            if refusal is None and served.participant:
+                refusal = _participant_refusal(request.query.get("participant"))
             if refusal is not None:
                 status, message = refusal
                 return self.message_page(request, served, status, message)
             scheme = "wss" if request.secure else "ws"
             ws_path = request.app.router[f"{served.name}-ws"].url_for(terminal=terminal)
+            participant = (request.query.get("participant") or "").strip()
+            if served.participant and participant:
+                ws_path = ws_path.with_query(participant=participant)
             context = {
                 "font_size": to_int(request.query.get("fontsize", "16"), 16),
                 "app_websocket_url": f"{scheme}://{request.host}{ws_path}",
@@ -217,28 +235,29 @@ class TrainingServer(Server):
 
         return index
 
-    def refusal(self, terminal: str) -> tuple[int, str] | None:
-        """Why a session on `terminal` cannot start now (HTTP status, message), or None."""
+    def refusal(self, terminal: str, served: ServedApp | None = None) -> tuple[int, str] | None:
+        """Why a session of `served` on `terminal` cannot start now (HTTP status, message), or None."""
         if demo_terminal(terminal) is None:
             return 400, (f"Terminal {terminal!r} tidak dikenal. Pakai terminal demo, mis. BNI00001 "
                          f"(BNI/BRI/MDR/BTN 00001–{DEMO_TERMINALS_PER_BANK:05d}).")
         if len(self.sessions) >= self.max_sessions:
             return 503, (f"Semua {self.max_sessions} sesi sedang dipakai. Tutup sesi yang tidak dipakai "
                          "atau coba lagi nanti.")
-        if terminal in self.sessions:
+        if (served.session_key(terminal) if served else terminal) in self.sessions:
             return 409, f"Terminal {terminal} sedang dipakai di sesi lain. Pilih terminal yang lain:"
         return None
 
-    def free_terminals(self) -> list[str]:
+    def free_terminals(self, served: ServedApp | None = None) -> list[str]:
+        key = served.session_key if served is not None else (lambda terminal: terminal)
         return [bank.terminal_id(serial) for bank in BANKS.values() for serial in range(1, TRAINING_TERMINALS + 1)
-                if bank.terminal_id(serial) not in self.sessions]
+                if key(bank.terminal_id(serial)) not in self.sessions]
 
     def message_page(self, request: web.Request, served: ServedApp, status: int, message: str) -> web.Response:
         links = ""
         if status == 409:
             base = served.path
             links = "<ul>" + "".join(f'<li><a href="{html.escape(base)}?terminal={t}">{t}</a></li>'
-                                     for t in self.free_terminals()) + "</ul>"
+                                     for t in self.free_terminals(served)) + "</ul>"
         body = (f"<!DOCTYPE html><html lang=\"id\"><head><meta charset=\"utf-8\"><title>{html.escape(served.title)}"
                 f"</title></head><body style=\"font-family: sans-serif; margin: 2em\"><h1>{html.escape(served.title)}"
                 f"</h1><p>{html.escape(message)}</p>{links}</body></html>")
@@ -256,15 +275,18 @@ class TrainingServer(Server):
     async def run_session(self, request: web.Request, served: ServedApp) -> web.WebSocketResponse:
         terminal = request.match_info["terminal"].upper()
         websocket = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=MAX_MESSAGE_BYTES)
-        refusal = self.refusal(terminal)
+        refusal = self.refusal(terminal, served)
+        participant = request.query.get("participant") if served.participant else None
+        if refusal is None and participant is not None:
+            refusal = _participant_refusal(participant)
         session = None
         if refusal is None:  # claimed before the first await: no race with another tab
-            session = self.sessions[terminal] = Session(served, terminal, websocket)
+            session = self.sessions[served.session_key(terminal)] = Session(served, terminal, websocket, participant)
         try:
             await asyncio.wait_for(websocket.prepare(request), WRITE_TIMEOUT_S)
             if session is None:
                 assert refusal is not None
-                reason = {400: b"unknown terminal", 409: b"terminal in use", 503: b"full"}[refusal[0]]
+                reason = {400: b"refused", 409: b"terminal in use", 503: b"full"}[refusal[0]]
                 await asyncio.wait_for(websocket.close(code=WSCloseCode.TRY_AGAIN_LATER, message=reason),
                                        WRITE_TIMEOUT_S)
                 return websocket
@@ -283,7 +305,7 @@ class TrainingServer(Server):
         width = min(max(to_int(request.query.get("width", "80"), 80), 10), 500)
         height = min(max(to_int(request.query.get("height", "24"), 24), 5), 200)
         session.service = service = SessionService(
-            session.app.command(session.terminal),
+            session.app.command(session.terminal, session.participant),
             write_bytes=bounded(websocket.send_bytes),
             write_str=bounded(websocket.send_str),
             close=bounded(websocket.close),
@@ -307,8 +329,9 @@ class TrainingServer(Server):
         try:
             await session.close()
         finally:
-            if self.sessions.get(session.terminal) is session:
-                del self.sessions[session.terminal]
+            key = session.app.session_key(session.terminal)
+            if self.sessions.get(key) is session:
+                del self.sessions[key]
             log.info("session %s %s ended", session.app.name, session.terminal)
 
     async def _read_browser(self, websocket: web.WebSocketResponse, service: SessionService) -> None:
@@ -381,6 +404,16 @@ class TrainingServer(Server):
             await runner.cleanup()
             self.console.print("stopped", soft_wrap=True)
         return 0
+
+
+def _participant_refusal(participant: str | None) -> tuple[int, str] | None:
+    """Why `?participant=` cannot be used (none given is fine: the app asks for the name)."""
+    if participant is None or not participant.strip():
+        return None
+    from training.progress import participant_error
+
+    problem = participant_error(participant)
+    return None if problem is None else (400, f"Nama peserta tidak dapat dipakai: {problem}.")
 
 
 def run_serve(host: str, port: int, switch: str, data_dir: Path, database_url: str | None = None,

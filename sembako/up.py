@@ -236,7 +236,8 @@ def prepare_ops_token(data_dir: Path, database_url: str | None) -> str:
         return f"[red]no ops API token: {exc}[/]"
     said = "written to" if created else "in"
     return (f"Ops API token (admin, every bank) {said} [bold]{path}[/]: "
-            f"curl -H \"Authorization: Bearer $(cat {path})\" http://127.0.0.1:{SWITCH_OPS_PORT}/v1/stats/banks")
+            f"curl -H \"Authorization: Bearer $(cat {path})\" http://127.0.0.1:{SWITCH_OPS_PORT}/v1/stats/banks; "
+            f"dashboard: [bold]http://127.0.0.1:{SWITCH_OPS_PORT}/dashboard[/] (sign in with that token)")
 
 
 def supervise(children: list[Child], stop: threading.Event, report: Report | None = None) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 PAN_LENGTH_MIN = 13
 PAN_LENGTH_MAX = 19
+_PAN_LIKE = re.compile(r"(?<![0-9])[0-9]{13,19}(?![0-9])")
 
 
 def luhn_check_digit(partial: str) -> str:
@@ -39,3 +42,9 @@ def mask_pan(pan: str) -> str:
     if len(pan) < PAN_LENGTH_MIN:
         return "*" * len(pan)
     return pan[:6] + "*" * (len(pan) - 10) + pan[-4:]
+
+
+def mask_card_numbers(text: str) -> str:
+    """`text` with every run of 13-19 digits masked as a card number (e.g. a URL path naming a
+    card, before it is logged)."""
+    return _PAN_LIKE.sub(lambda m: mask_pan(m.group()), text)

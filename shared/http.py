@@ -21,6 +21,8 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.cards import mask_card_numbers
+
 DEFAULT_BODY_MAX_BYTES = 16 * 1024
 
 
@@ -92,7 +94,7 @@ def add_storage_error_handlers(app: FastAPI, log: logging.Logger, database: str)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        log.exception("unexpected error on %s %s", request.method, mask_card_numbers(request.url.path))
         return JSONResponse({"detail": "internal error; the request was not applied"}, status_code=500)
 
 

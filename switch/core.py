@@ -16,6 +16,7 @@ switch never had a bank answer for is forwarded to the bank as that advice. With
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -306,7 +307,7 @@ class SwitchCore:
         self, kind: str, doc: Message, message: bytes, terminal: TerminalRecord, keys: WorkingKeys, day: date
     ) -> Answer:
         key = (terminal.tid, str(doc["11"]), day, kind)
-        request_hash = hashlib.sha256(message[: -iso8583.MAC_BYTES]).hexdigest()
+        request_hash = request_digest(doc, message)
         known = self._answers.get(key)
         if known is None and key in self._inflight:
             known = await asyncio.shield(self._inflight[key])
@@ -546,8 +547,14 @@ class SwitchCore:
 
     async def _original_rrn(self, tid: str, stan: str, day: date) -> str | None:
         """The RRN of the purchase a reversal undoes: remembered, else (after a restart) from the
-        journal, so the reversal is linked to it and counts in its batch's totals."""
-        original = self._answers.get((tid, stan, day, "purchase"))
+        journal, so the reversal is linked to it and counts in its batch's totals. A purchase still
+        in flight here (its reversal overtook its answer) is waited for: the reversal then goes to
+        the bank after it, and is journalled linked to it."""
+        key = (tid, stan, day, "purchase")
+        original = self._answers.get(key)
+        if original is None and key in self._inflight:
+            with contextlib.suppress(Exception):
+                original = await asyncio.shield(self._inflight[key])
         if original is not None:
             return str(original.response["37"]) if "37" in original.response else None
         if self.batches is None:
@@ -635,6 +642,16 @@ class Challenges:
             return False
         challenge, at_s = issued
         return hmac.compare_digest(challenge, answered) and self._monotonic() - at_s <= self.ttl_s
+
+
+def request_digest(doc: Message, message: bytes) -> str:
+    """SHA-256 (hex) of a request without its MAC, for duplicate detection. A 0401 is the same
+    request as the 0400 it repeats (the terminal changes only the MTI): a repeat of a reversal
+    whose answer was lost gets that answer again, not 94."""
+    body = message[: -iso8583.MAC_BYTES]
+    if doc.get("t") == iso8583.REVERSAL_REPEAT and body[:4] == iso8583.REVERSAL_REPEAT.encode():
+        body = iso8583.REVERSAL.encode() + body[4:]
+    return hashlib.sha256(body).hexdigest()
 
 
 def _retryable(kind: str, response: Message) -> bool:

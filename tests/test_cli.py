@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import re
+import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from shared.cards import luhn_valid
+from shared.clock import ClockFile
 
 from shared.banks import BANKS, get_bank
 from bank_penyalur.demo import fixture, generator
@@ -125,8 +128,13 @@ def test_bad_amounts_are_plain_errors(tmp_path: Path) -> None:
 
 
 def test_report_after_a_disbursement_shows_the_funds_per_province(tmp_path: Path) -> None:
-    json_out(sembako("bank", "seed", "--bank", "bni", "--kpm", 30, "--data-dir", tmp_path, "--json"))
-    json_out(sembako("disburse", "--period", "2026-11", "--bank", "bni", "--data-dir", tmp_path, "--json"))
+    # The bank runs on a simulated day in November: the report's ending balance counts only what
+    # moved before the period ended, so the credit must be made within it.
+    clock_file = tmp_path / "clock.json"
+    ClockFile(datetime(2026, 11, 3, 9, 0), time.time()).write(clock_file)
+    in_november = {**ENV, "SEMBAKO_BANK_CLOCK_FILE": str(clock_file)}
+    json_out(CliRunner().invoke(app, ["bank", "seed", "--bank", "bni", "--kpm", "30", "--data-dir", str(tmp_path), "--json"], env=in_november))
+    json_out(CliRunner().invoke(app, ["disburse", "--period", "2026-11", "--bank", "bni", "--data-dir", str(tmp_path), "--json"], env=in_november))
     csv_text = sembako("bank", "report", "--period", "2026-11", "--bank", "bni", "--data-dir", tmp_path).stdout
     lines = csv_text.strip().splitlines()
     header = lines[0].split(",")

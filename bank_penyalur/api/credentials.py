@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from shared.cards import mask_card_numbers
 from shared.credentials import OPERATOR, SWITCH
 
 log = logging.getLogger("bank_penyalur")
@@ -74,7 +75,8 @@ class CredentialCheck:
 
     async def _refuse(self, scope: Scope, send: Send, status: int, detail: str) -> None:
         client = scope.get("client") or ("?", 0)
-        log.warning("refused %s %s from %s with %d: %s", scope["method"], scope["path"], client[0], status, detail)
+        path = mask_card_numbers(scope["path"])  # card endpoints carry the card number in the path
+        log.warning("refused %s %s from %s with %d: %s", scope["method"], path, client[0], status, detail)
         response = JSONResponse({"detail": detail}, status_code=status)
         headers = response.raw_headers + ([(b"www-authenticate", self._challenge)] if status == 401 else [])
         await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -5,7 +5,8 @@ Card numbers never leave it in full: PAN-like values are masked on the way out (
 are bounded (`BODY_MAX_BYTES`; the few actions take a short JSON body).
 
 Access (switch.ops.deps): every route under /v1 needs a bearer token, with the role and bank
-scope its route asks for; `/health`, `/metrics` and the API description are open. Every /v1
+scope its route asks for; `/health`, `/metrics`, the API description and the dashboard page
+(`/dashboard`: static files; its figures come from /v1/dashboard with a token) are open. Every /v1
 router is included behind `Authenticated`, and `create_ops_app` refuses to build an app with a
 /v1 route that would answer without a token.
 """
@@ -28,7 +29,7 @@ from switch.ops.deps import Authenticated, authenticate
 from switch.ops.routes import audit, cards, health, reconciliation, saf, settlement, stats, terminals, tokens, transactions
 from switch.ops.routes import metrics as metrics_routes
 from switch.ops.routes import settlement_days
-from switch.ops.routes import alerts, bank_reports, het_attempts
+from switch.ops.routes import alerts, bank_reports, dashboard, het_attempts
 
 log = logging.getLogger("switch.ops")
 
@@ -65,6 +66,8 @@ def create_ops_app(
     app.include_router(alerts.router, dependencies=[Authenticated])
     app.include_router(het_attempts.router, dependencies=[Authenticated])
     app.include_router(bank_reports.router, dependencies=[Authenticated])
+    app.include_router(dashboard.router, dependencies=[Authenticated])
+    app.include_router(dashboard.page)  # open: GET /dashboard, the page and its files (no data), not in the schema
     app.include_router(metrics_routes.router)  # open: GET /metrics, Prometheus text, not in the schema
     # Without "input" in 422 answers: a rejected parameter may be a card number typed in the
     # wrong box, or a number JSON cannot carry.

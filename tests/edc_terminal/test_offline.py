@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from shared import keys as keylib
 from shared import protocol
 from shared.banks import BANKS
 from shared.cards import make_pan
-from shared.clock import FixedClock
+from shared.clock import ClockFile, FixedClock
 from shared.iso8583 import decode, mac_valid
 
 from tests.edc_terminal.conftest import PAN, PIN, START_BALANCE
@@ -274,10 +275,12 @@ def test_headless_bayar_offline_with_the_nik_after_a_signon(switch: FakeSwitch, 
         result = headless(switch, tmp_path, "bayar", pan=PAN, amount_idr=30_000, nik=NIK, link=OFFLINE)
         assert (result["rc"], result["offline"], result["approval_code"], result["link"]) == ("00", True, "OF0004", "OFFLINE")
         assert len(switch.received) == sent_before  # nothing went anywhere
+        clock_file = tmp_path / "clock.json"  # the CLI on the same simulated day (its allowance is per month)
+        ClockFile(NOW, time.time()).write(clock_file)
         cli = CliRunner().invoke(
             edc_app,
             ["bayar", "--card", PAN, "--amount", "200000", "--nik", NIK, "--link", "offline", "--data-dir", str(tmp_path), "--json"],
-            env={"SEMBAKO_DATA_DIR": None},
+            env={"SEMBAKO_DATA_DIR": None, "SEMBAKO_CLOCK_FILE": str(clock_file)},
         )
         answer = json.loads(cli.stdout)
         left = "Melebihi batas belanja offline bulan ini: sisa Rp120.000 untuk kartu ini"

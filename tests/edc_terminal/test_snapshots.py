@@ -117,7 +117,10 @@ def test_no_snapshot_or_screenshot_holds_a_pin_or_a_full_card_number() -> None:
     root = Path(__file__).parents[2]
     files = [*root.glob("tests/*/__snapshots__/*/*.svg"), *root.glob("docs/screenshots/*.svg")]
     assert len(files) >= 9
-    secrets = (PIN, POOR_PIN, PAN, POOR_PAN, "9360000900000014", "9360000900000022")
+    pins, pans = (PIN, POOR_PIN), (PAN, POOR_PAN, "9360000900000014", "9360000900000022")
     for path in files:
+        # A training lesson's guidance tells the participant, who plays the KPM too, the demo
+        # card's PIN to type: its screens may show the PIN, never a full card number.
+        secrets = pans if "training" in path.parts else pins + pans
         text = path.read_text(encoding="utf-8")
         assert not [s for s in secrets if s in text], path

@@ -27,6 +27,7 @@ import pytest
 
 from shared import iso8583, keys, pinblock, protocol
 from shared.banks import get_bank
+from shared.clock import period_of
 from shared.credentials import SWITCH
 from shared.keys import demo_terminal_master_key_hex
 
@@ -39,7 +40,7 @@ from bank_penyalur.settings import BankSettings
 from switch.runtime import SwitchRuntime
 from switch.settings import SwitchSettings
 
-PERIOD = "2026-11"
+PERIOD = period_of(datetime.now())  # the network runs on the system clock: this month is credited
 HEALTH_TIMEOUT_S = 30.0
 REPLY_TIMEOUT_S = 10.0
 

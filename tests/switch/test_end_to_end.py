@@ -7,6 +7,7 @@ the switch on ephemeral ports. Every test leaves the bank's ledger balanced.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 
 import pytest
 from sqlalchemy import select
@@ -111,6 +112,20 @@ def test_reversal_restores_the_balance_exactly_once(network, edc) -> None:  # no
     assert edc.exchange(purchase)["39"] == rc.APPROVED
     assert edc.reversal(purchase)["39"] == rc.APPROVED
     assert edc.reversal(purchase, repeat=True)["39"] == rc.APPROVED
+    assert balance_of(network, person.pan) == BENEFIT_IDR
+
+
+def test_a_repeated_reversal_whose_answer_was_lost_gets_that_answer_again(network, edc) -> None:  # noqa: ANN001
+    """The EDC repeats an unanswered 0400 as 0401 with the same STAN and fields: the switch knows
+    it as the same request (not 94), and the money comes back once."""
+    person = card(13)
+    purchase = edc.purchase_doc(person.pan, person.pin, 25_000)
+    assert edc.exchange(purchase)["39"] == rc.APPROVED
+    reversal = protocol.reversal_request(purchase, edc.next_stan(), datetime.now())
+    first = edc.exchange(reversal)  # its answer is "lost": the terminal repeats it
+    repeat = edc.exchange({**reversal, "t": iso8583.REVERSAL_REPEAT})
+    assert (first["39"], repeat["39"], repeat["t"]) == (rc.APPROVED, rc.APPROVED, "0410")
+    assert {k: v for k, v in repeat.items() if k != "64"} == {k: v for k, v in first.items() if k != "64"}
     assert balance_of(network, person.pan) == BENEFIT_IDR
 
 

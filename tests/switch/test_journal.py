@@ -4,8 +4,13 @@ stay pending until it acknowledges them, and the migrations build exactly the ta
 
 from __future__ import annotations
 
+import atexit
+import functools
+import shutil
+import tempfile
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -30,11 +35,25 @@ PAN_HASH = PanHasher()  # the demo PAN hash key, as a switch without a key of it
 
 
 def open_journal(storage: dict) -> Journal:
-    """The switch journal on the storage of the test (SQLite file or PostgreSQL schema)."""
-    url = storage.get("database_url") or sqlite_url(storage["data_dir"], "switch")
-    journal = Journal(Database(url, schema=storage.get("db_schema")))
-    journal.migrate()
-    return journal
+    """The switch journal on the storage of the test (SQLite file or PostgreSQL schema), migrated
+    to the newest revision. On SQLite the migrated file is made once per test process and copied:
+    the migrations themselves are tested below."""
+    if storage.get("database_url"):
+        journal = Journal(Database(storage["database_url"], schema=storage.get("db_schema")))
+        journal.migrate()
+        return journal
+    shutil.copyfile(_migrated_sqlite_file(), storage["data_dir"] / "switch.sqlite3")
+    return Journal(Database(sqlite_url(storage["data_dir"], "switch")))
+
+
+@functools.cache
+def _migrated_sqlite_file() -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="journal-template-"))
+    atexit.register(shutil.rmtree, folder, True)
+    template = Journal(Database(sqlite_url(folder, "switch")))
+    template.migrate()
+    template.db.dispose()
+    return folder / "switch.sqlite3"
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Training mode for pendamping: guided lessons in the cashier app, each on its own sandbox network."""
