@@ -191,6 +191,7 @@ class Outcome:
     reversal: str | None = None  # "reversed" or "pending" when a purchase had to be reversed
     offline: bool = False  # decided by the terminal offline (no RRN, no balance)
     warning: str | None = None  # approved, but something did not work (e.g. no card list)
+    voided_rrn: str | None = None  # PEMBATALAN: the RRN of the purchase the cashier voided
 
     @property
     def approved(self) -> bool:
@@ -1126,7 +1127,10 @@ class EdcCore:
         receipt = self._receipt(KIND_REVERSAL, {**original, "11": flight.stan}, rc, rc_text, fields, note)
         message = f"{rc_text}. {note}" if note else rc_text
         masked = mask_pan(original["2"])
-        outcome = Outcome(Flow.REVERSAL, rc, rc_text, message, stan=flight.stan, pan_masked=masked, receipt=receipt, **fields)
+        voided_rrn = flight.voided.rrn if flight.voided is not None else None
+        outcome = Outcome(
+            Flow.REVERSAL, rc, rc_text, message, stan=flight.stan, pan_masked=masked, receipt=receipt, voided_rrn=voided_rrn, **fields
+        )
         return self._finish(outcome)
 
 

@@ -23,7 +23,7 @@ from shared.money import format_idr
 
 from ewarong_pos.catalogue import Product
 from ewarong_pos.het_report import HetAttemptReport, above_het
-from ewarong_pos.recovery import approved_from_terminal_state, sale_reference
+from ewarong_pos.recovery import approved_from_terminal_state, sale_reference, voided_from_terminal_state
 from ewarong_pos.rules import ABOVE_HET, Cart, Refusal, cart_total_idr
 from ewarong_pos.store import Payment, Sale, ShopError, ShopStore
 
@@ -129,9 +129,13 @@ class Counter:
         the approval and the write); close payments that never reached an approval."""
         approved = approved_from_terminal_state(self.terminal.core.stored)
         result = self.store.recover(self.terminal_id, approved)
-        if result.messages:
-            self._message = " ".join(result.messages)
-        return list(result.messages)
+        messages = list(result.messages)
+        for rrn, at in voided_from_terminal_state(self.terminal.core.stored):
+            if not self.store.is_voided(self.terminal_id, rrn) and self.store.void_sale(self.terminal_id, rrn, at) is not None:
+                messages.append(f"Penjualan RRN {rrn} dibatalkan di EDC: barang dikembalikan ke stok")
+        if messages:
+            self._message = " ".join(messages)
+        return messages
 
     # -- the cart ------------------------------------------------------------------------------
 
@@ -227,6 +231,8 @@ class Counter:
             self._on_inquiry(outcome)
         elif outcome.flow is Flow.PURCHASE and self._payment is not None:
             self._on_purchase(outcome, self._payment)
+        elif outcome.flow is Flow.REVERSAL and outcome.voided_rrn:
+            self._on_void(outcome, outcome.voided_rrn)
         self._changed()
 
     def _on_inquiry(self, outcome: Outcome) -> None:
@@ -238,6 +244,20 @@ class Counter:
             self._cart, self._last_sale = Cart(), None  # another KPM
         self._balance_idr, self._kpm_pan = outcome.balance, self.terminal.card_pan
         self._message = f"Saldo KPM {format_idr(outcome.balance)}: silakan pilih barang"
+
+    def _on_void(self, outcome: Outcome, rrn: str) -> None:
+        """PEMBATALAN at the EDC: once the bank gave the money back, the sale is voided and its
+        goods return to the shelf; otherwise the sale stands (a stored void is repeated by the EDC)."""
+        if not outcome.approved:
+            self._message = f"Pembatalan belum berhasil: {outcome.message}. Penjualan tetap tercatat."
+            return
+        sale = self.store.void_sale(self.terminal_id, rrn, self.clock.now())
+        if sale is None:
+            self._message = "Pembatalan berhasil di EDC (transaksi ini bukan penjualan dari keranjang)."
+            return
+        if self._last_sale is not None and self._last_sale.rrn == rrn:
+            self._last_sale = None
+        self._message = f"Pembatalan berhasil: penjualan {format_idr(sale.amount_idr)} dibatalkan, barang kembali ke stok."
 
     def _on_purchase(self, outcome: Outcome, payment: Payment) -> None:
         self._payment = None

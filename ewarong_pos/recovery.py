@@ -9,7 +9,8 @@ purchase; on the next start the shop compares its open payments with what the ED
    after the payment was opened, that no sale uses yet (oldest payment first);
 3. every other open payment is closed as abandoned; its goods go back on the shelf.
 
-Each approved purchase becomes at most one sale.
+Each approved purchase becomes at most one sale. A sale whose purchase the EDC voided
+(PEMBATALAN) before the app could write the void is voided too.
 """
 
 from __future__ import annotations
@@ -133,6 +134,13 @@ def approved_from_terminal_state(state: TerminalState) -> list[ApprovedPurchase]
     if last is not None and (last.stan, last.rrn) not in voided:
         found[last.rrn] = last  # carries the PAN, for the card reference
     return sorted(found.values(), key=lambda a: (a.approved_at, a.rrn))
+
+
+def voided_from_terminal_state(state: TerminalState) -> list[tuple[str, datetime]]:
+    """(RRN, time) of the purchases the EDC's journal says were voided (PEMBATALAN approved):
+    a sale the shop holds of one of them is voided on start, if the app died before it was."""
+    journal = list(getattr(state, "journal", ()))
+    return [(e.rrn, datetime.fromisoformat(e.at)) for e in journal if e.kind == "void" and e.rrn]
 
 
 def _from_last_purchase(state: TerminalState) -> ApprovedPurchase | None:

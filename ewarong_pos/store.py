@@ -7,7 +7,8 @@ the shop's lock (its `ewarongs` row `FOR UPDATE` on PostgreSQL; the write lock o
 
 Payment life: `begin_payment` (cart frozen, before the amount goes to the EDC) ->
 `payment_sent` (STAN) -> `complete_payment` (sale + stock out, one transaction) or
-`fail_payment` / `cancel_payment`. After a crash, `recover` settles what is still open.
+`fail_payment` / `cancel_payment`. After a crash, `recover` settles what is still open. A sale
+the EDC voids afterwards (PEMBATALAN) gets `void_sale`: a void row and its goods back in stock.
 """
 
 from __future__ import annotations
@@ -39,10 +40,12 @@ from ewarong_pos.tables import (
     REVERSED,
     SALE,
     SENT,
+    VOID,
     ewarongs,
     payment_events,
     payments,
     products,
+    sale_voids,
     sales,
     stock_movements,
 )
@@ -496,6 +499,32 @@ class ShopStore:
             payment.amount_idr, at, payment.lines,
         )  # fmt: skip
 
+    def void_sale(self, terminal_id: str, rrn: str, at: datetime) -> Sale | None:
+        """The EDC voided purchase `rrn` of this terminal (PEMBATALAN approved): the sale is marked
+        voided and its goods go back on the shelf, in one transaction. Idempotent. None when the
+        shop holds no sale of that purchase (one made at the EDC alone, outside the cart)."""
+        _check(_RRN, rrn, "RRN")
+        with self.db.begin() as conn:
+            sale = _sale_by(conn, sales.c.terminal_id == terminal_id, sales.c.rrn == rrn)
+            if sale is None:
+                return None
+            _lock_shop(conn, sale.ewarong_id)
+            if conn.execute(select(sale_voids.c.id).where(sale_voids.c.sale_id == sale.id)).first() is not None:
+                return sale
+            conn.execute(insert(sale_voids).values(sale_id=sale.id, at=to_wib(at)))
+            movements = [
+                {"ewarong_id": sale.ewarong_id, "sku": line.sku, "qty_delta": line.qty, "kind": VOID, "sale_id": sale.id, "at": to_wib(at)}
+                for line in sale.lines
+            ]
+            conn.execute(insert(stock_movements), movements)
+        log.info("sale %s (rrn %s) voided at the EDC: goods back in stock", sale.id, rrn)
+        return sale
+
+    def is_voided(self, terminal_id: str, rrn: str) -> bool:
+        query = select(sale_voids.c.id).join(sales, sales.c.id == sale_voids.c.sale_id)
+        with self.db.read() as conn:
+            return conn.execute(query.where(sales.c.terminal_id == terminal_id, sales.c.rrn == rrn)).first() is not None
+
     def card_ref(self, pan: str | None, pan_masked: str) -> str:
         """Keyed hash (HMAC-SHA256) identifying a card without keeping its number.
 
@@ -558,6 +587,7 @@ class ShopStore:
         query = (
             select(sales)
             .where(sales.c.ewarong_id == ewarong_id, and_(sales.c.at >= start, sales.c.at < start + timedelta(days=1)))
+            .where(~exists().where(sale_voids.c.sale_id == sales.c.id))  # voided at the EDC: not sold
             .order_by(sales.c.at, sales.c.id)
             .limit(SALES_PER_REPORT_MAX + 1)
         )

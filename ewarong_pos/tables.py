@@ -38,7 +38,8 @@ BigId = BigInteger().with_variant(Integer, "sqlite")
 # Stock movement kinds
 RECEIPT = "receipt"
 SALE = "sale"
-MOVEMENT_KINDS = (RECEIPT, SALE)
+VOID = "void"  # the goods of a sale voided at the EDC (PEMBATALAN), back on the shelf
+MOVEMENT_KINDS = (RECEIPT, SALE, VOID)
 
 # Payment event statuses
 SENT = "sent"
@@ -93,7 +94,8 @@ stock_movements = Table(
     CheckConstraint("qty_delta <> 0", name="qty_nonzero"),
     CheckConstraint(
         "(kind = 'receipt' AND qty_delta > 0 AND sale_id IS NULL)"
-        " OR (kind = 'sale' AND qty_delta < 0 AND sale_id IS NOT NULL)",
+        " OR (kind = 'sale' AND qty_delta < 0 AND sale_id IS NOT NULL)"
+        " OR (kind = 'void' AND qty_delta > 0 AND sale_id IS NOT NULL)",
         name="kind_shape",
     ),
     Index("ix_stock_movements_ewarong_sku", "ewarong_id", "sku"),
@@ -155,4 +157,14 @@ sales = Table(
     CheckConstraint("amount_idr > 0", name="amount_positive"),
     UniqueConstraint("terminal_id", "rrn", name="uq_sales_terminal_rrn"),
     Index("ix_sales_ewarong_at", "ewarong_id", "at"),
+)
+
+# A sale voided at the EDC (PEMBATALAN approved): appended once per sale, never updated. Its goods
+# come back as stock movements of kind 'void'; reports leave the sale out.
+sale_voids = Table(
+    "sale_voids",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("sale_id", ForeignKey("sales.id"), nullable=False, unique=True),
+    Column("at", DateTime, nullable=False),
 )

@@ -36,6 +36,7 @@ from .network import Card, Http, ScenarioNetwork, ServiceProcess, Storage, maske
 from .shop import ScenarioShops
 from .terminal import BASE_TIMEOUT_MS, Terminal, TxnResult
 
+SIGN_ON_ATTEMPTS = 3  # at the start of a scenario, on a link that loses frames
 STEP_TIMEOUT_S = 90.0  # one step (a `wait` gets its own bound on top)
 SCENARIO_TIMEOUT_S = 900.0
 POLL_S = 0.2
@@ -194,9 +195,11 @@ class ScenarioPlayer:
         (a terminal whose link starts offline cannot; a `signon` step may come later)."""
         if not terminal.profile.available:
             return
-        outcome = await terminal.transact("network", Request("signon"))
-        if not outcome.approved:
-            raise RuntimeError(f"terminal {terminal.tid} could not sign on at the start: rc {outcome.rc}, {outcome.screen}")
+        for _ in range(SIGN_ON_ATTEMPTS):  # as a terminal does on a lossy link (VSAT): try again
+            outcome = await terminal.transact("network", Request("signon"))
+            if outcome.approved:
+                return
+        raise RuntimeError(f"terminal {terminal.tid} could not sign on at the start: rc {outcome.rc}, {outcome.screen}")
 
     async def shutdown(self) -> None:
         for task in self.deferred:

@@ -130,6 +130,29 @@ async def test_datang_to_terima_records_the_sale_with_its_rrn_and_reduces_stock(
     assert network.balance_of(person.pan) == BENEFIT_IDR - 85_000
 
 
+async def test_a_sale_voided_at_the_edc_goes_back_on_the_shelf_and_out_of_the_report(running, network: Network) -> None:  # noqa: ANN001
+    """The KPM changes her mind after paying: the cashier voids the purchase on the EDC (F3
+    PEMBATALAN, ENTER). The bank gives the money back, and the shop takes the goods back."""
+    app, pilot = running
+    person, store = SPENDABLE[6], app.counter.store
+    stock_before = store.stock(EWARONG)
+    await datang_cek(pilot, app, person.pan, person.pin)
+    await pilih(pilot, app, "BRS-MED", 3)
+    await bayar(pilot, app, person.pin)
+    sale = app.counter.view().last_sale
+    assert sale is not None and store.stock(EWARONG)["BRS-MED"] == stock_before["BRS-MED"] - 3
+
+    await pilot.click("#slot-take")  # the KPM takes her card; the cashier voids the last purchase
+    await pilot.press("f3", "enter")
+    await settle(pilot, app.terminal)
+    assert "Pembatalan berhasil" in message(app) and "kembali ke stok" in message(app)
+    assert "PEMBATALAN" in app.terminal.printer[-1]
+    assert store.stock(EWARONG) == stock_before and store.is_voided(TERMINAL, sale.rrn)
+    assert sale.rrn not in store.daily_report(EWARONG, BUSINESS_START.date()).rrns
+    assert app.counter.view().last_sale is None
+    assert network.balance_of(person.pan) == BENEFIT_IDR
+
+
 async def test_forbidden_goods_are_refused_with_the_reason(running) -> None:  # noqa: ANN001
     app, pilot = running
     person = SPENDABLE[1]
@@ -223,6 +246,42 @@ async def test_a_sale_approved_before_a_crash_is_recorded_once_on_start(network:
         assert second.recover() == []  # once
         assert second.store.stock(EWARONG)["BRS-MED"] == stock_before["BRS-MED"] - 2
         assert network.balance_of(person.pan) == BENEFIT_IDR - 26_000
+    finally:
+        await second.terminal.close()
+        second.store.close()
+
+
+async def test_a_void_approved_before_a_crash_puts_the_goods_back_on_start(network: Network) -> None:
+    person = SPENDABLE[7]
+    first = make_counter(network)
+    try:
+        first.terminal.power_on()
+        await first.terminal.run_pending()
+        await run(first.terminal, lambda t: t.insert_card(person.pan))
+        first.terminal.select("cek")
+        await run(first.terminal, lambda t: [t.press(d) for d in (*person.pin, "enter")])
+        stock_before = first.store.stock(EWARONG)
+        assert first.add("TLR-AYM", 4) and first.pay()
+        await run(first.terminal, lambda t: [t.press(d) for d in (*person.pin, "enter")])
+        rrn = first.terminal.outcome.rrn
+        assert first.store.stock(EWARONG)["TLR-AYM"] == stock_before["TLR-AYM"] - 4
+        first._on_void = lambda outcome, rrn: None  # the app dies before it writes the void
+        first.terminal.take_card()
+        first.terminal.select("pembatalan")
+        await run(first.terminal, lambda t: t.press("enter"))
+        assert first.terminal.outcome.approved and not first.store.is_voided(TERMINAL, rrn)
+    finally:
+        await first.terminal.close()
+        first.store.close()
+
+    second = make_counter(network)  # the app starts again
+    try:
+        messages = second.recover()
+        assert rrn in " ".join(messages) and second.store.is_voided(TERMINAL, rrn)
+        assert second.store.stock(EWARONG) == stock_before
+        assert second.recover() == []  # once
+        assert second.store.stock(EWARONG) == stock_before
+        assert network.balance_of(person.pan) == BENEFIT_IDR
     finally:
         await second.terminal.close()
         second.store.close()

@@ -14,7 +14,7 @@ from ewarong_pos.catalogue import DEMO_STOCK
 from ewarong_pos.recovery import ApprovedPurchase
 from ewarong_pos.rules import Cart, CartLine, Refusal
 from ewarong_pos.store import PAYMENT_OPEN, Payment, PaymentStateError, ShopError, ShopStore, UnknownEwarong
-from ewarong_pos.tables import products, sales, stock_movements
+from ewarong_pos.tables import products, sale_voids, sales, stock_movements
 from shared.clock import FixedClock
 from tests.ewarong_pos.conftest import EWARONG, TERMINAL
 
@@ -46,6 +46,26 @@ def approve(store: ShopStore, payment: Payment, rrn: str, stan: str = "000001", 
 def count(store: ShopStore, table) -> int:  # noqa: ANN001
     with store.db.read() as conn:
         return conn.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+def test_a_sale_voided_at_the_edc_puts_its_goods_back_once_and_leaves_the_report(store: ShopStore) -> None:
+    kept = approve(store, begin(store, fill(store, ("BRS-MED", 2))), "000000000001", "000001")
+    voided = approve(store, begin(store, fill(store, ("BRS-MED", 5), ("TLR-AYM", 10))), "000000000002", "000002")
+    assert store.void_sale(TERMINAL, "000000000002", store.clock.now()) == voided
+    assert store.void_sale(TERMINAL, "000000000002", store.clock.now()) == voided  # the same void again
+    stock = store.stock(EWARONG)
+    assert (stock["BRS-MED"], stock["TLR-AYM"]) == (OPENING["BRS-MED"] - 2, OPENING["TLR-AYM"])
+    assert store.is_voided(TERMINAL, "000000000002") and not store.is_voided(TERMINAL, "000000000001")
+    assert count(store, sale_voids) == 1 and count(store, sales) == 2  # appended, nothing deleted
+    report = store.daily_report(EWARONG, store.clock.now().date())
+    assert (report.rrns, report.total_idr) == (("000000000001",), kept.amount_idr)
+
+
+def test_a_void_of_a_purchase_the_shop_never_sold_changes_nothing(store: ShopStore) -> None:
+    assert store.void_sale(TERMINAL, "000000000077", store.clock.now()) is None
+    assert store.stock(EWARONG) == OPENING and count(store, sale_voids) == 0
+    with pytest.raises(ShopError):
+        store.void_sale(TERMINAL, "not-an-rrn", store.clock.now())
 
 
 def test_demo_shop_is_seeded_once_with_the_same_catalogue_everywhere(store: ShopStore) -> None:
