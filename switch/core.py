@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import logging
 import time
+from concurrent.futures import Future
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -39,6 +40,11 @@ from switch.hsm import SwitchHsm, WorkingKeys
 from switch.journal import MessageRecord, TerminalRecord, TransactionRecord
 
 log = logging.getLogger("switch")
+
+# What the journal sink gives back: a future that turns True once the record is committed (the
+# journal writer), or None when the sink keeps records itself (test harnesses).
+Written = Future | None
+JOURNAL_WAIT_S = 5.0  # an answer waits at most this long for its journal row
 
 KINDS = {
     iso8583.INQUIRY: "inquiry",
@@ -103,7 +109,7 @@ class SwitchCore:
         working_keys: dict[str, WorkingKeys],
         last_rrn: int,
         now: Callable[[], datetime],
-        journal_sink: Callable[[TransactionRecord | None, list[MessageRecord]], None],
+        journal_sink: Callable[[TransactionRecord | None, list[MessageRecord]], Written],
         persist_keys: Callable[[str, str, str], Awaitable[None]],
         enqueue_saf: Callable[[str, str, dict], Awaitable[None]],
         duplicates_max: int = 200_000,
@@ -356,20 +362,35 @@ class SwitchCore:
         except MessageError:
             outcome = Outcome(protocol.response(doc, rc.FORMAT_ERROR))
         if kind in BATCH_KINDS:
-            self._journal_batch_message(doc, terminal, day, request_hash, outcome, received_at)
+            written = self._journal_batch_message(doc, terminal, day, request_hash, outcome, received_at)
         elif _retryable(kind, outcome.response):
-            self._journal_trail(doc, terminal, outcome, received_at)
+            written = self._journal_trail(doc, terminal, outcome, received_at)
         else:
-            self._journal(kind, doc, terminal, day, request_hash, outcome, received_at)
+            written = self._journal(kind, doc, terminal, day, request_hash, outcome, received_at)
+        await self._journalled(written, terminal.tid, str(doc["11"]))
         return Answer(request_hash, outcome.response)
+
+    async def _journalled(self, written: Written, tid: str, stan: str) -> None:
+        """Wait (bounded) until the journal holds the answer's record, so that a switch killed
+        after answering has it. A failed or slow write is logged; the answer still goes out:
+        the bank has applied it, and the terminal must hear so."""
+        if written is None:
+            return
+        try:
+            committed = await asyncio.wait_for(asyncio.wrap_future(written), JOURNAL_WAIT_S)
+        except TimeoutError:
+            log.error("journal write of %s STAN %s not confirmed within %.0f s; answering anyway", tid, stan, JOURNAL_WAIT_S)
+            return
+        if not committed:
+            log.error("journal write of %s STAN %s failed; answering anyway", tid, stan)
 
     def _journal(
         self, kind: str, doc: Message, terminal: TerminalRecord, day: date, request_hash: str, outcome: Outcome, at: datetime
-    ) -> None:
+    ) -> Written:
         record = self._transaction_record(kind, doc, terminal, day, request_hash, outcome, at)
-        self._sink_transaction(record, doc, outcome, outcome.response, at)
+        return self._sink_transaction(record, doc, outcome, outcome.response, at)
 
-    def _sink_transaction(self, record: TransactionRecord, doc: Message, outcome: Outcome, answer: Message, at: datetime) -> None:
+    def _sink_transaction(self, record: TransactionRecord, doc: Message, outcome: Outcome, answer: Message, at: datetime) -> Written:
         """Hand a transaction row and its trail (`doc` in, the bank legs, `answer` out) to the
         journal, and note it as the terminal's latest row (settlement waits for it)."""
         stan, tid = str(doc["11"]), record.tid
@@ -378,14 +399,15 @@ class SwitchCore:
             *(m if m.rrn else MessageRecord(record.rrn, m.tid, m.stan, m.mti, m.direction, m.rc, m.fields, m.at) for m in outcome.bank_messages),
             MessageRecord(record.rrn, tid, stan, str(answer["t"]), "terminal_out", str(answer["39"]), journal_fields(answer), self.now()),
         ]
-        self._sink(record, messages)
+        written = self._sink(record, messages)
         self._last_journalled[tid] = (tid, record.stan, record.transmission_date, record.kind)
+        return written
 
-    def _journal_trail(self, doc: Message, terminal: TerminalRecord, outcome: Outcome, at: datetime) -> None:
+    def _journal_trail(self, doc: Message, terminal: TerminalRecord, outcome: Outcome, at: datetime) -> Written:
         """Only the message trail (no transaction row) of an answer that is not final: the key
         stays free, so the terminal's repeat is processed and journalled anew."""
         tid, stan, rrn = terminal.tid, str(doc["11"]), outcome.rrn
-        self._sink(
+        return self._sink(
             None,
             [
                 MessageRecord(rrn, tid, stan, str(doc["t"]), "terminal_in", None, journal_fields(doc), at),
@@ -396,18 +418,17 @@ class SwitchCore:
 
     def _journal_batch_message(
         self, doc: Message, terminal: TerminalRecord, day: date, request_hash: str, outcome: Outcome, at: datetime
-    ) -> None:
+    ) -> Written:
         """A 0500 or 0320 and its answer in the message trail; a 0320's forwarded offline sale
         also as an advice transaction (MTI 0320), unless the bank could not be asked (91: the
         key stays free for the upload's retry)."""
         advice = outcome.advice
         if advice is not None and advice.response.get("39") != rc.ISSUER_UNAVAILABLE:
             record = self._transaction_record("advice", batchlib.advice_of_upload(doc), terminal, day, request_hash, advice, at)
-            self._sink_transaction(replace(record, mti=str(doc["t"])), doc, advice, outcome.response, at)
-            return
+            return self._sink_transaction(replace(record, mti=str(doc["t"])), doc, advice, outcome.response, at)
         rrn = advice.rrn if advice is not None else None
         tid, stan = terminal.tid, str(doc["11"])
-        self._sink(
+        return self._sink(
             None,
             [
                 MessageRecord(rrn, tid, stan, str(doc["t"]), "terminal_in", None, journal_fields(doc), at),

@@ -1,8 +1,11 @@
-"""Journal writes off the hot path: a bounded queue drained by one thread in batches.
+"""Journal writes off the event loop: a bounded queue drained by one thread in batches.
 
-The network thread hands over finished records and goes on; the writer commits them in
-batches (one database transaction per batch). Money is never at stake here: the banks'
-ledgers are the record of money and are idempotent; the journal is the record of messages.
+The network thread hands over finished records; the writer commits them in batches (one
+database transaction per batch, group commit) and resolves each record's future once its batch
+is committed. The switch answers a terminal only after its transaction row is durable (see
+`SwitchCore._journalled`): a switch killed after answering has the row, so the journal and the
+banks' ledgers agree by RRN after any crash. A batch is whatever queued up while the previous
+one committed: no wait for company, so a quiet switch answers at once.
 """
 
 from __future__ import annotations
@@ -11,13 +14,13 @@ import logging
 import queue
 import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
 
 from switch.journal import Journal, MessageRecord, TransactionRecord
 
 log = logging.getLogger("switch.journal")
 
 _STOP = object()
-FLUSH_WAIT_S = 0.05
 
 
 class JournalWriter:
@@ -32,9 +35,12 @@ class JournalWriter:
     def start(self) -> None:
         self._thread.start()
 
-    def put(self, record: TransactionRecord | None, messages: Sequence[MessageRecord]) -> None:
-        """Queue a record; blocks (briefly) only when the writer is a full queue behind."""
-        self._queue.put((record, tuple(messages)), timeout=10)
+    def put(self, record: TransactionRecord | None, messages: Sequence[MessageRecord]) -> Future[bool]:
+        """Queue a record; blocks (briefly) only when the writer is a full queue behind. The
+        future turns True once the record is committed, False if its batch failed."""
+        written: Future[bool] = Future()
+        self._queue.put((record, tuple(messages), written), timeout=10)
+        return written
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self._queue.put(_STOP, timeout=timeout_s)
@@ -59,7 +65,7 @@ class JournalWriter:
         batch = [first]
         while len(batch) < self._batch_max:
             try:
-                item = self._queue.get(timeout=FLUSH_WAIT_S if len(batch) < 2 else 0)
+                item = self._queue.get_nowait()
             except queue.Empty:
                 break
             if item is _STOP:
@@ -68,11 +74,15 @@ class JournalWriter:
         return batch, False
 
     def _write(self, batch: list) -> None:
-        transactions = [record for record, _ in batch if record is not None]
-        messages = [m for _, ms in batch for m in ms]
+        transactions = [record for record, _, _ in batch if record is not None]
+        messages = [m for _, ms, _ in batch for m in ms]
         try:
             self._journal.record(transactions, messages)
             self.written += len(transactions)
+            committed = True
         except Exception:  # noqa: BLE001 - keep serving; the failure is counted and logged
             self.failed_batches += 1
             log.exception("journal batch of %d transactions not written", len(transactions))
+            committed = False
+        for _, _, written in batch:
+            written.set_result(committed)

@@ -115,12 +115,13 @@ class SwitchMetrics(Collector):
     def counting(self, sink: JournalSink) -> JournalSink:
         """`sink` (the journal writer's put), also counting each request it is handed."""
 
-        def counted(record: TransactionRecord | None, messages: Sequence[MessageRecord]) -> None:
-            sink(record, messages)
+        def counted(record: TransactionRecord | None, messages: Sequence[MessageRecord]):  # noqa: ANN202 - the sink's own answer
+            written = sink(record, messages)
             try:
                 self.journalled(record, messages)
             except Exception:  # noqa: BLE001 - a metrics fault never touches an answer
                 log.exception("request not counted in the metrics")
+            return written
 
         return counted
 
