@@ -219,11 +219,7 @@ async def test_a_sale_approved_before_a_crash_is_recorded_once_on_start(network:
     person = SPENDABLE[5]
     first = make_counter(network)
     try:
-        first.terminal.power_on()
-        await first.terminal.run_pending()
-        await run(first.terminal, lambda t: t.insert_card(person.pan))
-        first.terminal.select("cek")
-        await run(first.terminal, lambda t: [t.press(d) for d in (*person.pin, "enter")])
+        await headless_cek(first, person.pan, person.pin)
         assert first.view().balance_idr == BENEFIT_IDR
         assert first.add("BRS-MED", 2)
         stock_before = first.store.stock(EWARONG)
@@ -255,11 +251,7 @@ async def test_a_void_approved_before_a_crash_puts_the_goods_back_on_start(netwo
     person = SPENDABLE[7]
     first = make_counter(network)
     try:
-        first.terminal.power_on()
-        await first.terminal.run_pending()
-        await run(first.terminal, lambda t: t.insert_card(person.pan))
-        first.terminal.select("cek")
-        await run(first.terminal, lambda t: [t.press(d) for d in (*person.pin, "enter")])
+        await headless_cek(first, person.pan, person.pin)
         stock_before = first.store.stock(EWARONG)
         assert first.add("TLR-AYM", 4) and first.pay()
         await run(first.terminal, lambda t: [t.press(d) for d in (*person.pin, "enter")])
@@ -285,6 +277,15 @@ async def test_a_void_approved_before_a_crash_puts_the_goods_back_on_start(netwo
     finally:
         await second.terminal.close()
         second.store.close()
+
+
+async def headless_cek(counter: Counter, pan: str, pin: str) -> None:
+    """Power on, Datang and Cek on the counter's EDC without the screen."""
+    counter.terminal.power_on()
+    await counter.terminal.run_pending()
+    await run(counter.terminal, lambda t: t.insert_card(pan))
+    counter.terminal.select("cek")
+    await run(counter.terminal, lambda t: [t.press(d) for d in (*pin, "enter")])
 
 
 async def run(terminal: EdcTerminal, inputs) -> None:  # noqa: ANN001
