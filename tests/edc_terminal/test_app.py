@@ -27,6 +27,9 @@ CARDS = {c.label: c for c in fixture.demo_cards(BNI)}
 SPENDABLE = [p for p in (generator.generated_kpm(BNI, i) for i in range(40)) if p.spendable]
 BENEFIT_IDR = 150_000
 SIZE = (120, 40)
+# The switch runs on a thread of this process: under a loaded machine the app's loop can be held
+# past a tight connect bound although the port answers at once (a refused port fails at once).
+CONNECT_TIMEOUT_MS = 5_000
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +46,8 @@ def ledger_balanced(network: Network) -> Iterator[None]:
 def make_app(network: Network, timeout_ms: int = 5_000, port: int | None = None, tid: str = "BNI00001") -> EdcApp:
     """The EDC `tid`. Its state (STAN counter, keys) lives in the network's data directory
     for the whole module, as a real terminal's does: the switch refuses a STAN used twice."""
-    options = EdcOptions(tid, "127.0.0.1", port or network.iso_port, network.tmp, timeout_ms, connect_timeout_ms=1_000)
+    port = port or network.iso_port
+    options = EdcOptions(tid, "127.0.0.1", port, network.tmp, timeout_ms, connect_timeout_ms=CONNECT_TIMEOUT_MS)
     return EdcApp(build_terminal(options, FixedClock(BUSINESS_START)))
 
 
