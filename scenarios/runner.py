@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,6 +110,9 @@ class RunOptions:
     network_factory: Callable[[Scenario, Storage], ScenarioNetwork] | None = None
     after_step: Callable[[Any, StepResult], Awaitable[list[Verdict]]] | None = None
     terminal_timeout_ms: int = BASE_TIMEOUT_MS  # the terminals' own wait (above the switch's wait for a bank)
+    # The cards whose balances the record of step `index` shows (default: every card). A
+    # simulation shows the cards of the seed the step belongs to: one read per card and step.
+    shown_cards: Callable[[int], Collection[str]] | None = None
 
 
 def derived_link_seed(seed: int, index: int) -> int:
@@ -239,7 +242,7 @@ class ScenarioPlayer:
             record.error = masked(f"{type(exc).__name__}: {exc}")
         record.exchanges = [e for tid, t in self.terminals.items() for e in t.exchanges[marks.get(tid, 0) :]]
         record.exchanges.sort(key=lambda e: e.at)
-        record.balances = await self._balances()
+        record.balances = await self._balances(record.index)
         if record.error:
             record.status = ERROR
         elif not all(v.ok for v in record.verdicts):
@@ -642,11 +645,7 @@ class ScenarioPlayer:
         reversal_of = {row["rrn"]: row.get("original_rrn") for row in journal}
         pending = {entry["rrn"] for entry in saf["pending"]}
         pending |= {reversal_of[rrn] for rrn in list(pending) if reversal_of.get(rrn)}
-        postings: dict[str, list[dict]] = {}
-        today = self.clock.now().date().isoformat()  # postings of a purchase the journal lost are read too
-        for code in running:
-            days = sorted({row["transmission_date"] for row in journal if row.get("bank_code") == code} | {today})
-            postings[code] = [p for day in days for p in await self._postings(code, day)]
+        postings = {code: await self._postings(code) for code in running}  # every day's, whatever the journal holds
         held = frozenset((tid, stan) for tid, terminal in self.terminals.items() for stan in terminal.held_reversals())
         return auditing.AuditView(ledgers, journal, postings, list(self.slips), frozenset(pending), unread, held)
 
@@ -661,20 +660,21 @@ class ScenarioPlayer:
                 break
         return rows
 
-    async def _postings(self, code: str, day: str) -> list[dict]:
+    async def _postings(self, code: str) -> list[dict]:
         found: list[dict] = []
         after = 0
         while len(found) < JOURNAL_ROWS_MAX:
-            page = await self._bank_get(code, "/v1/postings", SWITCH, date=day, after_id=after)
+            page = await self._bank_get(code, "/v1/postings", SWITCH, after_id=after)
             found += page["postings"]
             if page["next_after_id"] is None:
                 break
             after = page["next_after_id"]
         return found
 
-    async def _balances(self) -> dict[str, int | None]:
+    async def _balances(self, index: int) -> dict[str, int | None]:
+        names = self.options.shown_cards(index) if self.options.shown_cards is not None else self.cards
         shown: dict[str, int | None] = {}
-        for name, card in self.cards.items():
+        for name, card in ((name, self.cards[name]) for name in names if name in self.cards):
             try:
                 shown[name] = await self._balance(card) if _answering(self.network.banks[card.bank]) else None
             except Exception:  # noqa: BLE001 - the report shows what could be read

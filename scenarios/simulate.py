@@ -24,6 +24,7 @@ bounded in replays and time) while the same invariant still fails; the replay co
 
 from __future__ import annotations
 
+import bisect
 import math
 import multiprocessing
 import random
@@ -603,8 +604,20 @@ def play(seeds: Sequence[int], options: SimOptions, only: Sequence[int] | None =
         network_factory=network_factory(first_periods),
         after_step=Checker(placed, options.tamper),
         terminal_timeout_ms=TERMINAL_TIMEOUT_MS,
+        shown_cards=seed_cards(placed),
     )
     return placed, run_scenario(scenario, f"<simulate {seeds[0]}>", run)
+
+
+def seed_cards(placed: list[Placed]) -> Callable[[int], tuple[str, ...]]:
+    """Step index -> the names of the cards of the seed playing it."""
+    names = [tuple(c.name for c in item.workload.cards) for item in placed]
+    firsts = [item.first for item in placed]
+
+    def of(index: int) -> tuple[str, ...]:
+        return names[max(0, bisect.bisect_right(firsts, index) - 1)]
+
+    return of
 
 
 def _outcomes(placed: list[Placed], result: ScenarioResult, options: SimOptions) -> tuple[list[SeedResult], list[int]]:

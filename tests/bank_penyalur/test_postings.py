@@ -87,9 +87,21 @@ def test_every_terminal_and_paging(bank: Bank) -> None:
     assert [p["rrn"] for p in yesterday["postings"]] == [rrn(7)]
 
 
+def test_without_a_date_every_days_postings_in_one_read(bank: Bank) -> None:
+    morning(bank)
+    client = api_client(bank.runtime)
+    page = client.get("/v1/postings").json()
+    assert page["business_date"] is None and page["next_after_id"] is None
+    days = {p["transmission_date"] for p in page["postings"]}
+    assert days == {bank.today.isoformat(), (bank.today - timedelta(days=1)).isoformat()}
+    assert len(page["postings"]) == 8  # the day's seven and yesterday's one
+    ids = [p["id"] for p in page["postings"]]
+    assert ids == sorted(ids)
+
+
 def test_bad_parameters_are_422(bank: Bank) -> None:
     client = api_client(bank.runtime)
-    for params in ({}, {"date": "2026-13-01"}, {"date": "20261103"}, {"date": "2026-11-03", "limit": 0},
+    for params in ({"date": ""}, {"date": "2026-13-01"}, {"date": "20261103"}, {"date": "2026-11-03", "limit": 0},
                    {"date": "2026-11-03", "limit": 10_001}, {"date": "2026-11-03", "terminal_id": "TOO-LONG-ID"},
                    {"date": "2026-11-03", "after_id": -1}):
         response = client.get("/v1/postings", params=params)

@@ -3,6 +3,7 @@
 `GET /v1/postings?date=YYYY-MM-DD[&terminal_id=T]` lists the purchase, advice and reversal
 requests the bank answered for that transmission date (the business day, WIB), oldest first:
 the switch's reconciliation puts them beside its journal and the terminals' batches, by RRN.
+Without `date`, every day's (an auditor's full read, one request however many days it spans).
 Read-only. A reversal is listed with the RRN and STAN of the purchase it reverses (the switch
 sends a reversal under the purchase's own key). Marks left by a reversal that arrived
 before its purchase are not requests and are not listed. Pages are bounded (`limit`, at most
@@ -54,7 +55,7 @@ class PostingPublic(BaseModel):
 
 class PostingsPage(BaseModel):
     bank: str
-    business_date: date
+    business_date: date | None = Field(description="The day asked for; null when every day was")
     terminal_id: str | None
     postings: list[PostingPublic]
     next_after_id: int | None = Field(description="Pass as after_id for the next page; null at the end")
@@ -63,14 +64,15 @@ class PostingsPage(BaseModel):
 _original = aliased(AuthRequest)
 
 
-def postings_query(day: date, terminal_id: str | None, after_id: int, limit: int):  # noqa: ANN201
-    """The money requests of `day` (of one terminal, or all), by id, after `after_id`."""
+def postings_query(day: date | None, terminal_id: str | None, after_id: int, limit: int):  # noqa: ANN201
+    """The money requests of `day` (or of every day; of one terminal, or all), by id, after `after_id`."""
     conditions = [
-        AuthRequest.transmission_date == day,
         AuthRequest.op.in_(MONEY_OPS),
         AuthRequest.payload_hash != REVERSED_BEFORE_ARRIVAL,
         AuthRequest.id > after_id,
     ]
+    if day is not None:
+        conditions.append(AuthRequest.transmission_date == day)
     if terminal_id is not None:
         conditions.append(AuthRequest.terminal_id == terminal_id)
     return (
@@ -113,12 +115,12 @@ def _posted(row: Row) -> bool:
 def postings(
     conn: ReadConn,
     runtime: Runtime,
-    day: Annotated[IsoDate, Query(alias="date", description="Business (transmission) date, YYYY-MM-DD")],
+    day: Annotated[IsoDate | None, Query(alias="date", description="Business (transmission) date, YYYY-MM-DD; every day when left out")] = None,
     terminal_id: Annotated[TerminalId | None, Query(description="Only this terminal (field 41)")] = None,
     after_id: Annotated[int, Query(ge=0, le=2**63 - 1, description="Only postings after this id (paging)")] = 0,
     limit: Annotated[int, Query(ge=1, le=POSTINGS_PAGE_MAX)] = POSTINGS_PAGE_MAX,
 ) -> PostingsPage:
-    """Purchases, advices and reversals of one business day, with their answers, oldest first."""
+    """Purchases, advices and reversals of one business day (or of every day), with their answers, oldest first."""
     rows = conn.execute(postings_query(day, terminal_id, after_id, limit)).all()
     items = [posting_public(row) for row in rows]
     return PostingsPage(
