@@ -129,12 +129,23 @@ class Counter:
         the approval and the write); close payments that never reached an approval."""
         approved = approved_from_terminal_state(self.terminal.core.stored)
         result = self.store.recover(self.terminal_id, approved)
-        messages = list(result.messages)
-        for rrn, at in voided_from_terminal_state(self.terminal.core.stored):
-            if not self.store.is_voided(self.terminal_id, rrn) and self.store.void_sale(self.terminal_id, rrn, at) is not None:
-                messages.append(f"Penjualan RRN {rrn} dibatalkan di EDC: barang dikembalikan ke stok")
+        messages = list(result.messages) + self._apply_edc_voids()
         if messages:
             self._message = " ".join(messages)
+        return messages
+
+    def _apply_edc_voids(self) -> list[str]:
+        """Void the sales whose purchase the EDC's journal says was voided and the shop still
+        holds: after a crash, and when a void the EDC had stored is delivered later."""
+        messages = []
+        for rrn, at in voided_from_terminal_state(self.terminal.core.stored):
+            if self.store.is_voided(self.terminal_id, rrn):
+                continue
+            sale = self.store.void_sale(self.terminal_id, rrn, at)
+            if sale is not None:
+                if self._last_sale is not None and self._last_sale.rrn == rrn:
+                    self._last_sale = None
+                messages.append(f"Penjualan RRN {rrn} dibatalkan di EDC: barang dikembalikan ke stok")
         return messages
 
     # -- the cart ------------------------------------------------------------------------------
@@ -233,6 +244,10 @@ class Counter:
             self._on_purchase(outcome, self._payment)
         elif outcome.flow is Flow.REVERSAL and outcome.voided_rrn:
             self._on_void(outcome, outcome.voided_rrn)
+        elif outcome.flow is Flow.PENDING:
+            delivered = self._apply_edc_voids()  # a stored PEMBATALAN reached the bank
+            if delivered:
+                self._message = " ".join(delivered)
         self._changed()
 
     def _on_inquiry(self, outcome: Outcome) -> None:
@@ -250,6 +265,8 @@ class Counter:
         goods return to the shelf; otherwise the sale stands (a stored void is repeated by the EDC)."""
         if not outcome.approved:
             self._message = f"Pembatalan belum berhasil: {outcome.message}. Penjualan tetap tercatat."
+            if self.terminal.core.pending_reversals:
+                self._message += " EDC mengirim ulang pembatalan; penjualan dibatalkan begitu bank menyetujuinya."
             return
         sale = self.store.void_sale(self.terminal_id, rrn, self.clock.now())
         if sale is None:

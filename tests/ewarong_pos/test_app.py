@@ -6,6 +6,7 @@ reversed payment that leave the shop untouched, and a sale recovered after a cra
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -277,6 +278,51 @@ async def test_a_void_approved_before_a_crash_puts_the_goods_back_on_start(netwo
     finally:
         await second.terminal.close()
         second.store.close()
+
+
+async def test_a_void_the_edc_stored_takes_the_goods_back_once_it_is_delivered(network: Network) -> None:
+    """The cashier voids a sale while the switch cannot be reached: the EDC stores the
+    PEMBATALAN and the sale stands. When the link is back, KIRIM PEMBATALAN delivers it: the
+    money comes back and the goods go back on the shelf, without restarting the app."""
+    person = SPENDABLE[8]
+    counter = make_counter(network, timeout_ms=1_000)
+    try:
+        await headless_cek(counter, person.pan, person.pin)
+        stock_before = counter.store.stock(EWARONG)
+        assert counter.add("BRS-MED", 2) and counter.pay()
+        await run(counter.terminal, lambda t: [t.press(d) for d in (*person.pin, "enter")])
+        rrn = counter.terminal.outcome.rrn
+        assert rrn and counter.store.stock(EWARONG)["BRS-MED"] == stock_before["BRS-MED"] - 2
+
+        link = counter.terminal.link
+        await link.close()
+        link.port = unused_port()  # the signal is gone
+        counter.terminal.take_card()
+        counter.terminal.select("pembatalan")
+        await run(counter.terminal, lambda t: t.press("enter"))
+        assert not counter.terminal.outcome.approved and counter.terminal.core.pending_reversals
+        assert "Penjualan tetap tercatat" in (counter.view().message or "")
+        assert not counter.store.is_voided(TERMINAL, rrn)
+        assert counter.store.stock(EWARONG)["BRS-MED"] == stock_before["BRS-MED"] - 2
+
+        link.port = network.iso_port  # the signal is back
+        counter.terminal.select("kirim_tertunda")
+        await asyncio.wait_for(counter.terminal.run_pending(), 15)
+        assert not counter.terminal.core.pending_reversals
+        assert counter.store.is_voided(TERMINAL, rrn) and rrn in (counter.view().message or "")
+        assert counter.store.stock(EWARONG) == stock_before
+        assert rrn not in counter.store.daily_report(EWARONG, BUSINESS_START.date()).rrns
+        assert network.balance_of(person.pan) == BENEFIT_IDR
+    finally:
+        await counter.terminal.close()
+        counter.store.close()
+
+
+def unused_port() -> int:
+    """A local port nobody listens on: connections are refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 async def headless_cek(counter: Counter, pan: str, pin: str) -> None:
