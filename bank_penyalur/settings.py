@@ -63,6 +63,7 @@ class BankSettings(BaseSettings):
     gil_switch_interval_ms: float = 0.5
     # Request bodies: an authorisation is a few hundred bytes; an opening carries up to 10,000 KPM.
     auth_body_max_bytes: int = 16 * 1024
+    auth_batch_body_max_bytes: int = 512 * 1024  # POST /v1/authorisations/batch: up to 128 of them
     body_max_bytes: int = 4 * 1024 * 1024
     # PostgreSQL schema holding this bank's tables; default bank_<code>.
     db_schema: str | None = None

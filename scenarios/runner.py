@@ -12,7 +12,9 @@ simulated time (the clock file), so `advance` ages offline sales at the bank (th
 journal dates at the switch and the terminals' card lists alike.
 
 A service action written with a delay ("switch after 1s") returns at once and lands during the
-next step, which waits for it before its checks: the way to kill a service mid-transaction.
+next step, which waits for it before its checks: the way to kill a service mid-transaction. Its
+delay runs from the start of that next step, so the step that wrote it is read by the auditor
+whole, however slow the machine.
 """
 
 from __future__ import annotations
@@ -162,7 +164,7 @@ class ScenarioPlayer:
         self.terminals: dict[str, Terminal] = {}
         self.slips: list[auditing.Slip] = []
         self.by_name: dict[str, StepResult] = {}
-        self.deferred: list[asyncio.Task] = []  # service actions written with a delay, not landed yet
+        self.deferred: list[Callable[[], Awaitable[None]]] = []  # service actions written with a delay, for the next step
 
     @property
     def cards(self) -> dict[str, Card]:
@@ -205,9 +207,7 @@ class ScenarioPlayer:
         raise RuntimeError(f"terminal {terminal.tid} could not sign on at the start: rc {outcome.rc}, {outcome.screen}")
 
     async def shutdown(self) -> None:
-        for task in self.deferred:
-            task.cancel()
-        await asyncio.gather(*self.deferred, return_exceptions=True)
+        self.deferred = []  # written by the last step: there is no next step for them to land in
         for terminal in self.terminals.values():
             try:
                 await terminal.close()
@@ -228,7 +228,8 @@ class ScenarioPlayer:
         started = time.monotonic()
         marks = {tid: len(t.exchanges) for tid, t in self.terminals.items()}
         bound = self.options.step_timeout_s + (step.wait.within.total_seconds() if step.wait else 0)
-        landing, self.deferred = self.deferred, []
+        landing = [asyncio.create_task(action()) for action in self.deferred]  # their delays start now
+        self.deferred = []
         try:
             await asyncio.wait_for(self._act_and_land(step, record, landing), bound)
             if step.expect is not None:
@@ -406,7 +407,7 @@ class ScenarioPlayer:
             await self._service_now(target, how)
             return
         delay_s = target.after.total_seconds()
-        self.deferred.append(asyncio.create_task(self._service_later(target, how, delay_s), name=f"{how} {target.name}"))
+        self.deferred.append(lambda: self._service_later(target, how, delay_s))
 
     async def _service_later(self, target: ServiceTarget, how: str, delay_s: float) -> None:
         await asyncio.sleep(delay_s)

@@ -92,7 +92,10 @@ def create_app(runtime: BankRuntime) -> FastAPI:
     app.add_middleware(
         BodySizeLimit,
         default_max_bytes=settings.body_max_bytes,
-        limits_bytes={authorisations.router.prefix: settings.auth_body_max_bytes},
+        limits_bytes={
+            authorisations.router.prefix: settings.auth_body_max_bytes,
+            f"{authorisations.router.prefix}/batch": settings.auth_batch_body_max_bytes,
+        },
     )
     _add_credential_check(app, runtime)  # outermost: no body is read before the credential
     return app
