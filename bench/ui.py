@@ -31,6 +31,7 @@ import asyncio
 import json
 import random
 import re
+import signal
 import sys
 import tempfile
 import time
@@ -477,6 +478,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--serial must be in 1..48")
     if args.switch and not re.fullmatch(r"[\w.\-]*:\d{1,5}", args.switch):
         parser.error("--switch must be HOST:PORT")
+    # Stopped from outside (a CI job's timeout sends SIGTERM): unwind, so the `finally` that
+    # stops the bench's own network runs and no bank process is left behind.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     result, error = run(args)
     print(json.dumps(result, ensure_ascii=False))
     return 1 if error else 0
