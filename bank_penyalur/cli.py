@@ -21,7 +21,8 @@ from shared.credentials import HOLDERS, OPERATOR
 from bank_penyalur.demo import fixture, generator
 from bank_penyalur.disburse import disburse
 from bank_penyalur.runtime import BankRuntime
-from bank_penyalur.settings import BankSettings, DemoKeysRefused, check_keys, settings_errors
+from bank_penyalur.settings import BankSettings, DemoKeysRefused, check_keys
+from shared.config import settings_errors
 
 bank_app = typer.Typer(help="Bank penyalur instances: serve, seed demo data, check the ledger.", no_args_is_help=True)
 console = Console(stderr=True)

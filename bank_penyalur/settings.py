@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.credentials import HOLDERS, OPERATOR, SWITCH, bearer, check_credential, demo_credential
@@ -136,14 +136,6 @@ class BankSettings(BaseSettings):
 def key_variable(name: str) -> str:
     """The environment variable setting key `name` ("zpk", "pan_hash", ...)."""
     return f"SEMBAKO_BANK_{name.upper()}_HEX" if name in ("zpk", "pvk") else f"SEMBAKO_BANK_{name.upper()}_KEY_HEX"
-
-
-def settings_errors(exc: ValidationError) -> str:
-    """What is wrong with the settings, one line per setting, without the values given."""
-    return "; ".join(
-        f"{'.'.join(str(p) for p in error['loc']) or 'settings'}: {error['msg'].removeprefix('Value error, ')}"
-        for error in exc.errors(include_input=False, include_url=False)
-    )
 
 
 def credential_variable(holder: str) -> str:

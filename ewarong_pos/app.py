@@ -92,7 +92,8 @@ class ShopPanel(Widget):
         view = self.counter.view()
         self.query_one("#shop-steps", Static).update(_steps_text(view.step))
         balance = "belum dicek" if view.balance_idr is None else format_idr(view.balance_idr)
-        self.query_one("#shop-balance", Static).update(f"Saldo KPM: {balance}")
+        label = "Batas belanja offline" if view.offline_limit else "Saldo KPM"
+        self.query_one("#shop-balance", Static).update(f"{label}: {balance}")
         self._fill_catalogue()
         self._show_product()
         self._fill_cart(view)

@@ -63,6 +63,7 @@ class CounterView:
     message: str | None
     paying: bool
     last_sale: Sale | None
+    offline_limit: bool = False  # balance_idr is the card's offline allowance here, not a balance read
 
 
 class Counter:
@@ -78,6 +79,7 @@ class Counter:
         self.terminal = terminal
         self.clock = clock
         self._balance_idr: int | None = None
+        self._offline_limit = False  # _balance_idr holds the offline allowance (no Cek possible)
         self._kpm_pan: str | None = None  # the card whose balance was read (memory only)
         self._cart = Cart()
         self._payment: Payment | None = None
@@ -103,7 +105,7 @@ class Counter:
         total = cart_total_idr(self._cart)
         left = None if self._balance_idr is None else self._balance_idr - total
         return CounterView(self._step(), self._balance_idr, self._cart, total, left, self._message,
-                           self._payment is not None, self._last_sale)  # fmt: skip
+                           self._payment is not None, self._last_sale, self._offline_limit)  # fmt: skip
 
     def _step(self) -> Step:
         if self._payment is not None:
@@ -234,7 +236,7 @@ class Counter:
             return False
         if self.terminal.card_pan != self._kpm_pan:
             self._cart, self._last_sale = Cart(), None  # another KPM
-        self._balance_idr, self._kpm_pan = allowance_idr, self.terminal.card_pan
+        self._balance_idr, self._kpm_pan, self._offline_limit = allowance_idr, self.terminal.card_pan, True
         return self._say(f"EDC OFFLINE: saldo tidak dapat dicek. Batas belanja offline kartu ini {format_idr(allowance_idr)}", ok=True)
 
     def _on_outcome(self, outcome: Outcome) -> None:
@@ -257,7 +259,7 @@ class Counter:
             return
         if self.terminal.card_pan != self._kpm_pan:
             self._cart, self._last_sale = Cart(), None  # another KPM
-        self._balance_idr, self._kpm_pan = outcome.balance, self.terminal.card_pan
+        self._balance_idr, self._kpm_pan, self._offline_limit = outcome.balance, self.terminal.card_pan, False
         self._message = f"Saldo KPM {format_idr(outcome.balance)}: silakan pilih barang"
 
     def _on_void(self, outcome: Outcome, rrn: str) -> None:
@@ -282,7 +284,7 @@ class Counter:
         if not outcome.approved or not reference:
             reversal = outcome.reversal is not None
             self.store.fail_payment(payment.id, outcome.rc, outcome.message, reversal=reversal)
-            self._message = f"Pembayaran gagal: {outcome.message}. Stok tidak berubah."
+            self._message = f"Pembayaran gagal: {outcome.message.rstrip('.')}. Stok tidak berubah."
             return
         try:
             sale = self.store.complete_payment(
@@ -319,6 +321,7 @@ class Counter:
         if self._refuse_while_paying():
             return
         self._balance_idr, self._kpm_pan, self._cart, self._last_sale = None, None, Cart(), None
+        self._offline_limit = False
         self._say("Pelanggan berikutnya: masukkan kartu KPM ke EDC")
 
     def tell(self, message: str) -> None:

@@ -47,6 +47,8 @@ def up(
         "[default: ewarong on a terminal, else none]")] = None,
     bank_workers: Annotated[int, typer.Option(
         "--bank-workers", min=1, max=64, help="Processes per bank on one port and one database (above 1: PostgreSQL only)")] = 1,
+    switch_workers: Annotated[int, typer.Option(
+        "--switch-workers", min=1, max=64, help="Switch processes on one ISO port and one database (above 1: PostgreSQL only)")] = 1,
 ) -> None:
     """Start the network (four banks and the switch) with demo data and open the cashier app; quitting
     it (or Ctrl-C with --app none) stops it."""
@@ -54,7 +56,9 @@ def up(
 
     if bank_workers > 1 and not (database_url or "").startswith("postgres"):
         raise typer.BadParameter("above 1 needs PostgreSQL (--database-url): SQLite has one writer at a time", param_hint="--bank-workers")
-    raise typer.Exit(run_network(data_dir, kpm, database_url, app=app_, bank_workers=bank_workers))
+    if switch_workers > 1 and not (database_url or "").startswith("postgres"):
+        raise typer.BadParameter("above 1 needs PostgreSQL (--database-url): SQLite has one writer at a time", param_hint="--switch-workers")
+    raise typer.Exit(run_network(data_dir, kpm, database_url, app=app_, bank_workers=bank_workers, switch_workers=switch_workers))
 
 
 @app.command("serve")

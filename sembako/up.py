@@ -37,6 +37,7 @@ from sqlalchemy import func, select
 
 from shared.banks import BANKS, Bank
 from shared.clock import period_of
+from shared.processes import stop_processes
 from bank_penyalur.demo import fixture, generator
 from bank_penyalur.disburse import disburse
 from bank_penyalur.runtime import BankRuntime
@@ -112,16 +113,7 @@ def rotate_output(path: Path, bytes_max: int = OUTPUT_BYTES_MAX) -> None:
 
 def stop_children(children: list[Child], timeout_s: float = STOP_TIMEOUT_S) -> None:
     """SIGTERM every running child at once, wait up to `timeout_s` for all, SIGKILL the rest."""
-    running = [c.process for c in children if c.process is not None and c.process.poll() is None]
-    for process in running:
-        process.terminate()
-    deadline = time.monotonic() + timeout_s
-    for process in running:
-        try:
-            process.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=STOP_TIMEOUT_S)
+    stop_processes([c.process for c in children if c.process is not None], timeout_s)
 
 
 def port_free(host: str, port: int) -> bool:
@@ -167,11 +159,13 @@ SWITCH_ISO_PORT = 8583
 SWITCH_OPS_PORT = 8000
 
 
-def switch_child(data_dir: Path, database_url: str | None, host: str) -> Child:
+def switch_child(data_dir: Path, database_url: str | None, host: str, workers: int = 1) -> Child:
     command = [sys.executable, "-m", "sembako", "switch", "serve", "--host", host, "--port", str(SWITCH_ISO_PORT),
                "--ops-port", str(SWITCH_OPS_PORT), "--data-dir", str(data_dir)]
     if database_url:
         command += ["--database-url", database_url]
+    if workers > 1:
+        command += ["--workers", str(workers)]  # one parent, N processes on the ISO port (switch.supervisor)
     return Child("switch", command, f"http://{host}:{SWITCH_OPS_PORT}/health")
 
 
@@ -362,7 +356,8 @@ def _restore_tty(saved: list | None, reset: bool) -> None:
 
 
 def run_network(data_dir: Path, kpm: int, database_url: str | None, host: str = "127.0.0.1",
-                app: str | None = None, command: list[str] | None = None, bank_workers: int = 1) -> int:
+                app: str | None = None, command: list[str] | None = None, bank_workers: int = 1,
+                switch_workers: int = 1) -> int:
     """Prepare and start the network; then run the app in the foreground (`app`, see
     `choose_app`; `command` overrides its command line) and stop when it exits, or with no app
     supervise until Ctrl-C or SIGTERM."""
@@ -370,7 +365,7 @@ def run_network(data_dir: Path, kpm: int, database_url: str | None, host: str = 
     console = make_console()
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "logs").mkdir(exist_ok=True)
-    children = [*bank_children(data_dir, database_url, host, bank_workers), switch_child(data_dir, database_url, host)]
+    children = [*bank_children(data_dir, database_url, host, bank_workers), switch_child(data_dir, database_url, host, switch_workers)]
     ports = [*(b.port for b in BANKS.values()), SWITCH_OPS_PORT, SWITCH_ISO_PORT]
     busy = [str(port) for port in ports if not port_free(host, port)]
     if busy:

@@ -40,6 +40,9 @@ PATHS = {
 }
 BATCH_PATH = "/v1/authorisations/batch"
 BATCH_ITEMS_MAX = 128  # the bank's own bound on a batch
+# A request whose deadline leaves less than this is not sent: it could hardly be answered in
+# time, yet might post (and need a reversal).
+SEND_LEFT_MIN_S = 0.05
 CARD_LIST_PATH = "/v1/offline/card-list"
 POSTINGS_PATH = "/v1/postings"  # reconciliation: a terminal's money requests of a day
 PIN_RESET_BODY_MAX_BYTES = 64 * 1024  # the bank's answer to a PIN reset: one card
@@ -131,7 +134,7 @@ class BankClient:
         of the deadline of the item that queued first."""
         started_seconds = time.perf_counter()
         left_s = self._timeout_ms / 1000 - (started_seconds - items[0].queued_s)
-        if left_s <= 0:
+        if left_s < SEND_LEFT_MIN_S:
             return [BankUnavailable("timed out in the switch's queue", False, _elapsed_ms(i.queued_s)) for i in items]
         payload = orjson.dumps({"items": [{"op": i.op, "request": i.body} for i in items]})
         try:
@@ -156,7 +159,7 @@ class BankClient:
     async def _send(self, bank_code: str, op: str, body: dict, started_seconds: float) -> BankReply | BankUnavailable:
         """One request alone; its deadline runs from `started_seconds` (time queued counts)."""
         left_s = self._timeout_ms / 1000 - (time.perf_counter() - started_seconds)
-        if left_s <= 0:
+        if left_s < SEND_LEFT_MIN_S:
             return BankUnavailable("timed out in the switch's queue", False, _elapsed_ms(started_seconds))
         timeout = aiohttp.ClientTimeout(total=left_s)
         try:

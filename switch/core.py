@@ -38,6 +38,7 @@ from switch.batches import Batches
 from switch.card_list import CardListPages
 from switch.hsm import SwitchHsm, WorkingKeys
 from switch.journal import MessageRecord, TerminalRecord, TransactionRecord
+from switch.workers import Claim, Peers
 
 log = logging.getLogger("switch")
 
@@ -56,6 +57,7 @@ KINDS = {
     iso8583.SETTLEMENT: "settlement",
 }
 BATCH_KINDS = ("upload", "settlement")  # decided by switch.batches; no transaction row of their own
+CLAIMED_KINDS = ("inquiry", "purchase", "advice", "reversal")  # claimed across workers before the bank is called
 BLOCKED_KINDS = ("inquiry", "purchase", "advice", "upload")  # refused at a blocked terminal; reversals, settlements pass
 REQUIRED = {
     "inquiry": ("2", "3", "7", "11", "41", "42", "52"),
@@ -115,12 +117,19 @@ class SwitchCore:
         duplicates_max: int = 200_000,
         batches: Batches | None = None,
         card_lists: CardListPages | None = None,
+        rrn_step: int = 1,
+        rrn_offset: int = 0,
+        peers: Peers | None = None,
     ) -> None:
         self.hsm = hsm
         self.banks = banks
         self.terminals = {t.tid: t for t in terminals}
         self.keys = working_keys
-        self._rrn = last_rrn
+        # Worker i of N (switch.workers) numbers RRNs congruent to i mod N, past `last_rrn`.
+        self._rrn_step = rrn_step
+        self._rrn = last_rrn if rrn_step == 1 else last_rrn - (last_rrn - rrn_offset) % rrn_step
+        # The other switch processes on this database (switch.workers); None for a single switch.
+        self.peers = peers
         self.now = now
         self._sink = journal_sink
         self._persist_keys = persist_keys
@@ -293,9 +302,12 @@ class SwitchCore:
     async def _financial(self, kind: str, doc: Message, message: bytes) -> bytes:
         terminal = self.terminals.get(str(doc.get("41", "")))
         keys = self.keys.get(terminal.tid) if terminal else None
+        mac_ok = keys is not None and self.hsm.mac_ok(message, doc, keys.tak)
+        if not mac_ok and self.peers is not None and terminal is not None and doc.get("42") == terminal.mid:
+            keys, mac_ok = await self._keys_from_peers(terminal.tid, keys, doc, message)
         if terminal is None or keys is None or doc.get("42") != terminal.mid:
             return self._refuse(doc, rc.NOT_PERMITTED_TERMINAL, "unknown terminal or not signed on", None)
-        if not self.hsm.mac_ok(message, doc, keys.tak):
+        if not mac_ok:
             return self._refuse(doc, rc.INVALID_TRANSACTION, "bad MAC", keys)
         if terminal.tid in self.blocked_terminals and kind in BLOCKED_KINDS:
             return self._refuse(doc, rc.NOT_PERMITTED_TERMINAL, "terminal blocked by operations staff", keys)
@@ -308,6 +320,16 @@ class SwitchCore:
             return self._refuse(doc, rc.FORMAT_ERROR, str(exc), keys)
         answer = await self._exactly_once(kind, doc, message, terminal, keys, day)
         return self.hsm.encode_with_mac(answer.response, keys.tak)
+
+    async def _keys_from_peers(self, tid: str, keys: WorkingKeys | None, doc: Message, message: bytes) -> tuple[WorkingKeys | None, bool]:
+        """The terminal's keys as the journal holds them now (it may have signed on at another
+        worker), read once, and whether the request's MAC holds under them."""
+        assert self.peers is not None
+        fresh = await self.peers.keys_of(tid)
+        if fresh is None or fresh == keys:
+            return keys, False
+        self.keys[tid] = fresh
+        return fresh, self.hsm.mac_ok(message, doc, fresh.tak)
 
     async def _exactly_once(
         self, kind: str, doc: Message, message: bytes, terminal: TerminalRecord, keys: WorkingKeys, day: date
@@ -324,8 +346,11 @@ class SwitchCore:
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            answer = await self._process(kind, doc, terminal, keys, day, request_hash)
-            if not _retryable(kind, answer.response):
+            if self.peers is None or kind not in CLAIMED_KINDS:
+                answer, final = await self._process(kind, doc, terminal, keys, day, request_hash), True
+            else:
+                answer, final = await self._claimed(key, kind, doc, terminal, keys, day, request_hash)
+            if final and not _retryable(kind, answer.response):
                 self._remember(key, answer)
             future.set_result(answer)
             return answer
@@ -336,18 +361,57 @@ class SwitchCore:
         finally:
             del self._inflight[key]
 
+    async def _claimed(
+        self, key: tuple, kind: str, doc: Message, terminal: TerminalRecord, keys: WorkingKeys, day: date, request_hash: str
+    ) -> tuple[Answer, bool]:
+        """With other workers on this database: process the request when this worker claims it
+        first, else answer as the winner did (from its journal row). Returns the answer and
+        whether it is final (to remember for repeats)."""
+        assert self.peers is not None
+        claim = await self.peers.claim(key, request_hash, self.next_rrn())
+        if not claim.won:
+            return await self._as_loser(claim, key, doc, request_hash)
+        try:
+            answer = await self._process(kind, doc, terminal, keys, day, request_hash, claim.rrn)
+        except BaseException:
+            await asyncio.shield(self.peers.release(claim.id))  # no answer: the key is free again
+            raise
+        if _retryable(kind, answer.response):
+            await self.peers.release(claim.id)
+        return answer, True
+
+    async def _as_loser(self, claim: Claim, key: tuple, doc: Message, request_hash: str) -> tuple[Answer, bool]:
+        """The answer to a request another worker claimed: its journalled answer when the same
+        request (field 2 as the terminal sent it: the journal keeps it masked), 94 for another
+        request under the key; 91 with the winner's RRN when the winner's answer was not final
+        or does not come within the wait (not remembered: a repeat asks again)."""
+        assert self.peers is not None
+        record = await self.peers.winner_record(key, claim)
+        if record is not None:
+            if record.request_hash != request_hash:
+                return Answer(request_hash, protocol.response(doc, rc.DUPLICATE)), True
+            response = dict(record.response)
+            if "2" in response and "2" in doc:
+                response["2"] = doc["2"]
+            return Answer(request_hash, response), True
+        if claim.request_hash != request_hash:
+            return Answer(request_hash, protocol.response(doc, rc.DUPLICATE)), False
+        return Answer(request_hash, protocol.response(doc, rc.ISSUER_UNAVAILABLE, **{"37": claim.rrn})), False
+
     def _remember(self, key: tuple, answer: Answer) -> None:
         self._answers[key] = answer
         while len(self._answers) > self._duplicates_max:
             self._answers.popitem(last=False)
 
     def next_rrn(self) -> str:
-        self._rrn += 1
+        self._rrn += self._rrn_step
         return f"{self._rrn % 10**12:012d}"
 
     async def _process(
-        self, kind: str, doc: Message, terminal: TerminalRecord, keys: WorkingKeys, day: date, request_hash: str
+        self, kind: str, doc: Message, terminal: TerminalRecord, keys: WorkingKeys, day: date, request_hash: str,
+        rrn: str | None = None,
     ) -> Answer:
+        """`rrn`: the one reserved by this worker's claim (switch.workers), else a new one."""
         received_at = self.now()
         handler = {
             "inquiry": self._inquiry,
@@ -358,7 +422,7 @@ class SwitchCore:
             "settlement": self._settlement,
         }[kind]
         try:
-            outcome = await handler(doc, terminal, keys, day)
+            outcome = await (handler(doc, terminal, keys, day) if rrn is None else handler(doc, terminal, keys, day, rrn))
         except MessageError:
             outcome = Outcome(protocol.response(doc, rc.FORMAT_ERROR))
         if kind in BATCH_KINDS:
@@ -505,12 +569,12 @@ class SwitchCore:
         return fields
 
     async def _with_pin(
-        self, op: str, doc: Message, keys: WorkingKeys, day: date, extra: dict
+        self, op: str, doc: Message, keys: WorkingKeys, day: date, extra: dict, rrn: str | None = None
     ) -> tuple[Outcome, BankReply | BankUnavailable | None]:
         bank = self._route(doc)
         if bank is None:
             return Outcome(protocol.response(doc, rc.INVALID_CARD)), None
-        rrn = self.next_rrn()
+        rrn = rrn or self.next_rrn()
         pin_block = self.hsm.translate_pin(str(doc["52"]), str(doc["2"]), keys.tpk, bank.code)
         if pin_block is None:
             return Outcome(protocol.response(doc, rc.WRONG_PIN, **{"37": rrn}), bank.code, rrn), None
@@ -522,25 +586,25 @@ class SwitchCore:
             response = protocol.response(doc, reply.rc, **self._answer_fields(rrn, reply))
         return Outcome(response, bank.code, rrn, reply.latency_ms, trail), reply
 
-    async def _inquiry(self, doc: Message, terminal: TerminalRecord, keys: WorkingKeys, day: date) -> Outcome:
-        outcome, _ = await self._with_pin("inquiry", doc, keys, day, {})
+    async def _inquiry(self, doc: Message, terminal: TerminalRecord, keys: WorkingKeys, day: date, rrn: str | None = None) -> Outcome:
+        outcome, _ = await self._with_pin("inquiry", doc, keys, day, {}, rrn)
         return outcome
 
-    async def _purchase(self, doc: Message, terminal: TerminalRecord, keys: WorkingKeys, day: date) -> Outcome:
+    async def _purchase(self, doc: Message, terminal: TerminalRecord, keys: WorkingKeys, day: date, rrn: str | None = None) -> Outcome:
         amount = protocol.amount_idr(doc)
-        outcome, reply = await self._with_pin("purchase", doc, keys, day, {"amount_idr": amount})
+        outcome, reply = await self._with_pin("purchase", doc, keys, day, {"amount_idr": amount}, rrn)
         if isinstance(reply, BankUnavailable) and reply.may_have_posted:
             # The bank may have debited the card: reverse it for sure before the terminal hears 91.
             body = reversal_body(str(doc["41"]), str(doc["42"]), str(doc["2"]), amount, str(doc["11"]), day)
             await self._enqueue_saf(str(outcome.rrn), str(outcome.bank_code), body)
         return outcome
 
-    async def _advice(self, doc: Message, terminal: TerminalRecord, keys: WorkingKeys, day: date) -> Outcome:
+    async def _advice(self, doc: Message, terminal: TerminalRecord, keys: WorkingKeys, day: date, rrn: str | None = None) -> Outcome:
         bank = self._route(doc)
         if bank is None:
             return Outcome(protocol.response(doc, rc.INVALID_CARD))
         transaction_at = _local_time(doc, self.now().date())
-        rrn = await self._advice_rrn(str(doc["41"]), str(doc["11"]), day)
+        rrn = await self._advice_rrn(str(doc["41"]), str(doc["11"]), day, rrn)
         body = {
             **self._base_body(doc, day, rrn),
             "amount_idr": protocol.amount_idr(doc),
@@ -552,16 +616,16 @@ class SwitchCore:
             return Outcome(protocol.response(doc, rc.ISSUER_UNAVAILABLE, **{"37": rrn}), bank.code, rrn, reply.latency_ms, trail)
         return Outcome(protocol.response(doc, reply.rc, **self._answer_fields(rrn, reply)), bank.code, rrn, reply.latency_ms, trail)
 
-    async def _advice_rrn(self, tid: str, stan: str, day: date) -> str:
+    async def _advice_rrn(self, tid: str, stan: str, day: date, reserved: str | None = None) -> str:
         """The RRN an advice goes to the bank with: the one it went with before (remembered, or
-        journalled when `batches` can read the journal), else a new one."""
+        journalled when `batches` can read the journal), else `reserved` or a new one."""
         key = (tid, stan, day)
         rrn = self._advice_rrns.get(key)
         if rrn is None and self.batches is not None:
             journalled = await self.batches.journalled(tid, stan, day, "advice")
             rrn = journalled.rrn if journalled is not None else None
         if key not in self._advice_rrns:  # (another request may have chosen one meanwhile)
-            self._advice_rrns[key] = rrn or self.next_rrn()
+            self._advice_rrns[key] = rrn or reserved or self.next_rrn()
             while len(self._advice_rrns) > self._duplicates_max:
                 self._advice_rrns.popitem(last=False)
         return self._advice_rrns[key]
@@ -583,14 +647,14 @@ class SwitchCore:
         journalled = await self.batches.journalled(tid, stan, day, "purchase")
         return journalled.rrn if journalled is not None else None
 
-    async def _reversal(self, doc: Message, terminal: TerminalRecord, keys: WorkingKeys, day: date) -> Outcome:
+    async def _reversal(self, doc: Message, terminal: TerminalRecord, keys: WorkingKeys, day: date, rrn: str | None = None) -> Outcome:
         bank = self._route(doc)
         if bank is None:
             return Outcome(protocol.response(doc, rc.INVALID_CARD))
         original_mti, original_stan, original_f7 = protocol.parse_original_data(str(doc["90"]))
         original_day = protocol.transmission_date(original_f7, self.now().date())
         original_rrn = await self._original_rrn(terminal.tid, original_stan, original_day)
-        rrn = self.next_rrn()
+        rrn = rrn or self.next_rrn()
         body = reversal_body(terminal.tid, terminal.mid, str(doc["2"]), protocol.amount_idr(doc), original_stan, original_day)
         reply, trail = await self._call_bank("reversal", bank.code, body, doc)
         if isinstance(reply, BankUnavailable):

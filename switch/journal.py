@@ -253,6 +253,7 @@ _TERMINAL = select(*_TERMINAL_COLUMNS).where(_terminals.c.tid == bindparam("tid"
 _TERMINALS = select(*_TERMINAL_COLUMNS).order_by(_terminals.c.tid)
 _KNOWN_TIDS = select(_terminals.c.tid)
 
+_KEYS_OF = select(_keys.c.tpk_lmk, _keys.c.tak_lmk).where(_keys.c.tid == bindparam("tid")).order_by(_keys.c.id.desc()).limit(1)
 _LATEST_KEYS = select(_keys.c.tid, _keys.c.tpk_lmk, _keys.c.tak_lmk).where(
     _keys.c.id.in_(select(func.max(_keys.c.id)).group_by(_keys.c.tid))
 )
@@ -406,6 +407,12 @@ class Journal:
         """tid -> (TPK, TAK) under the LMK, from each terminal's newest key exchange."""
         with self.db.read() as conn:
             return {tid: (tpk, tak) for tid, tpk, tak in conn.execute(_LATEST_KEYS)}
+
+    def working_keys_of(self, tid: str) -> tuple[str, str] | None:
+        """(TPK, TAK) under the LMK from the terminal's newest key exchange, None before any."""
+        with self.db.read() as conn:
+            row = conn.execute(_KEYS_OF, {"tid": tid}).one_or_none()
+        return (row.tpk_lmk, row.tak_lmk) if row is not None else None
 
     # -- transactions and messages ---------------------------------------------------------------
 

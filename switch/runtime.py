@@ -26,6 +26,7 @@ from switch.metrics import SwitchMetrics
 from switch.saf import SafForwarder
 from switch.server import IsoServer
 from switch.settings import SwitchSettings
+from switch.workers import Peers, SafLeases, refresh_blocks
 
 log = logging.getLogger("switch")
 _CLOCK = SystemClock()
@@ -33,6 +34,7 @@ _CLOCK = SystemClock()
 # journal; numbering on from the journal's highest RRN would hand them out again. A restarted
 # switch numbers on past a gap larger than what can be in flight (journal queue, requests).
 RRN_RESTART_GAP = 1_000_000
+ANSWER_WAIT_MARGIN_S = 1.0  # beyond the bank timeout, for the winner's journal commit (switch.workers)
 
 
 def wib_now() -> datetime:
@@ -85,14 +87,26 @@ class SwitchRuntime:
         self.db = database_for(settings)
         self.hsm = SwitchHsm(settings.lmk, {code: settings.zpk_for(code) for code in BANKS}, settings.pan_hash_key, settings.pan_key)
         self.journal = Journal(self.db, self.hsm.pan_hash, self.hsm.pan_cipher)
-        self.banks = BankClient(settings.bank_urls, settings.bank_timeout_ms, settings.bank_connections_max, settings.bank_credentials_by_code())
+        self.banks = BankClient(
+            settings.bank_urls, settings.bank_timeout_ms, settings.bank_connections_max, settings.bank_credentials_by_code(),
+            batch_max=settings.bank_batch_max, calls_max=settings.bank_calls_max,
+        )
         self.writer = JournalWriter(self.journal, settings.journal_queue_max, settings.journal_batch_max)
-        self.saf = SafForwarder(self.journal, self.banks, now, settings.saf_interval_ms, settings.saf_batch_max)
+        self.saf = SafForwarder(self.journal, self.banks, now, settings.saf_interval_ms, settings.saf_batch_max, self._saf_leases())
         self.metrics = SwitchMetrics.of_runtime(self)  # GET /metrics on the ops API
         self.core: SwitchCore | None = None
         self.iso: IsoServer | None = None
         self._tasks: list[asyncio.Task] = []
         self._ops: uvicorn.Server | None = None
+
+    @property
+    def pooled(self) -> bool:
+        """Whether other switch processes share this one's port and database (switch.workers)."""
+        return self.settings.workers > 1
+
+    def _saf_leases(self) -> SafLeases | None:
+        s = self.settings
+        return SafLeases(self.journal, s.worker_index, s.saf_lease_ms, self.now, s.bank_timeout_ms) if self.pooled else None
 
     async def start(self, with_ops_api: bool = True) -> None:
         self._check_keys(await asyncio.to_thread(self._prepare_storage))
@@ -102,12 +116,22 @@ class SwitchRuntime:
         self.iso = IsoServer(
             self.core, s.host, s.iso_port, s.frame_bytes_max, s.idle_timeout_ms, s.inflight_per_connection_max, s.connections_max,
             frame_timeout_ms=s.frame_timeout_ms, connections_per_source_max=s.connections_per_source_max,
+            reuse_port=self.pooled,
         )
         await self.iso.start()
         self._tasks.append(asyncio.create_task(self.saf.run(), name="saf"))
-        if with_ops_api:
+        if self.pooled:
+            refresh = refresh_blocks(self.journal, self.core.blocked_terminals, s.blocks_refresh_ms / 1000)
+            self._tasks.append(asyncio.create_task(refresh, name="blocks"))
+        if with_ops_api and s.worker_index == 0:  # one ops API per pool: worker 0's
             await self._start_ops_api()
-        log.info("switch listening: ISO 8583 on %s:%d", s.host, self.iso.port)
+        worker = f" (worker {s.worker_index} of {s.workers})" if self.pooled else ""
+        log.info("switch listening: ISO 8583 on %s:%d%s", s.host, self.iso.port, worker)
+
+    def check_storage(self) -> None:
+        """Migrate, register the terminals and check the keys, without serving (the parent of
+        several workers does this once, before they start)."""
+        self._check_keys(self._prepare_storage())
 
     def _prepare_storage(self) -> list[str]:
         """Migrate and register the terminals; returns those whose stored TMK is a demo one."""
@@ -130,6 +154,7 @@ class SwitchRuntime:
             for tid, (tpk, tak) in self.journal.latest_working_keys().items()
         }
         last = self.journal.max_rrn()
+        s = self.settings
         core = SwitchCore(
             hsm=self.hsm,
             banks=self.banks,
@@ -143,9 +168,17 @@ class SwitchRuntime:
             duplicates_max=self.settings.duplicates_remembered_max,
             batches=Batches(self.journal, self.now),  # 0500 settlement and 0320 batch upload
             card_lists=card_list_pages(self.hsm, self.banks, self.settings),  # 0800/360: offline card list pages
+            rrn_step=s.workers,
+            rrn_offset=s.worker_index,
+            peers=Peers(self.journal, self.hsm, s.worker_index, self.now, self._answer_wait_s()) if self.pooled else None,
         )
         core.blocked_terminals.update(blocked_terminals(self.db))  # as operations staff left them
         return core
+
+    def _answer_wait_s(self) -> float:
+        """How long a worker waits for another's answer to a request both got: the other's bank
+        call and the commit of its journal row."""
+        return self.settings.bank_timeout_ms / 1000 + ANSWER_WAIT_MARGIN_S
 
     async def _persist_keys(self, tid: str, tpk_lmk: str, tak_lmk: str) -> None:
         await asyncio.to_thread(self.journal.append_working_keys, tid, tpk_lmk, tak_lmk, self.now())

@@ -1,5 +1,6 @@
 """Store-and-forward reversals: retried until the bank acknowledges (or operations staff cancel
-them), across restarts."""
+them), across restarts. With several switch processes on one database, a process sends only the
+entries it holds a lease on (switch.workers.SafLeases)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,18 @@ from datetime import datetime
 
 from switch.bank_client import BankClient, BankReply
 from switch.journal import Journal
+from switch.workers import SafLeases
 
 log = logging.getLogger("switch.saf")
 
 
 class SafForwarder:
-    def __init__(self, journal: Journal, banks: BankClient, now: Callable[[], datetime], interval_ms: int, batch_max: int) -> None:
+    def __init__(
+        self, journal: Journal, banks: BankClient, now: Callable[[], datetime], interval_ms: int, batch_max: int,
+        leases: SafLeases | None = None,
+    ) -> None:
         self._journal = journal
+        self._leases = leases  # with several switch processes: send only entries leased to this one
         self._banks = banks
         self._now = now
         self._interval_s = interval_ms / 1000
@@ -36,9 +42,14 @@ class SafForwarder:
 
     async def deliver_pending(self) -> int:
         # Without the entries operations staff cancelled (switch.controls): never sent again.
-        pending = await asyncio.to_thread(self._journal.pending_saf, self._batch_max)
+        if self._leases is None:
+            pending, until = await asyncio.to_thread(self._journal.pending_saf, self._batch_max), None
+        else:
+            pending, until = await asyncio.to_thread(self._leases.claim, self._batch_max)
         delivered = 0
         for entry in pending:
+            if until is not None and not self._leases.may_send(until):
+                break  # the lease runs out: the rest waits for the next round (and a new lease)
             if not entry.card_readable:
                 # Sealed under another PAN key: sending it would reverse the wrong card or none.
                 if entry.id not in self._unreadable:

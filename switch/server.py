@@ -34,8 +34,10 @@ class IsoServer:
         connections_max: int,
         frame_timeout_ms: int = 5_000,
         connections_per_source_max: int = 64,
+        reuse_port: bool = False,
     ) -> None:
         self.core = core
+        self._reuse_port = reuse_port  # several switch processes listen on this port (switch.workers)
         self.host = host
         self.port = port
         self._frame_bytes_max = frame_bytes_max
@@ -54,7 +56,8 @@ class IsoServer:
         self.slow_frames = 0
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, self.host, self.port, backlog=1024)
+        extra = {"reuse_port": True} if self._reuse_port else {}
+        self._server = await asyncio.start_server(self._serve, self.host, self.port, backlog=1024, **extra)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.banks import BANKS, DEMO_TERMINALS_PER_BANK, demo_terminal
@@ -30,6 +30,10 @@ class SwitchSettings(BaseSettings):
     bank_urls: dict[str, str] = Field(default_factory=lambda: {b.code: f"http://127.0.0.1:{b.port}" for b in BANKS.values()})
     bank_timeout_ms: int = 2_500  # below the EDC's own timeout, so the terminal hears 91
     bank_connections_max: int = 64
+    # Calls out to one bank at a time before further authorisations queue and go together in one
+    # POST /v1/authorisations/batch of up to bank_batch_max (1: every request alone).
+    bank_calls_max: int = Field(default=8, ge=1, le=256)
+    bank_batch_max: int = Field(default=1, ge=1, le=128)
     frame_bytes_max: int = 4_096
     idle_timeout_ms: int = 600_000  # a terminal connection silent this long is closed
     frame_timeout_ms: int = 5_000  # a frame started must arrive whole within this
@@ -55,6 +59,12 @@ class SwitchSettings(BaseSettings):
     # SEMBAKO_BANK_SWITCH_CREDENTIAL); default: that bank's public demo one.
     bank_credentials: dict[str, SecretStr] = Field(default_factory=dict)
     clock_file: Path | None = None  # simulated time (shared.clock.FileClock) for a scenario network
+    # Several switch processes on one ISO port and one database (switch.workers; above 1:
+    # PostgreSQL). Set for each worker by `sembako switch serve --workers N`.
+    workers: int = Field(default=1, ge=1, le=64)
+    worker_index: int = Field(default=0, ge=0)  # 0 serves the ops API
+    saf_lease_ms: int = 10_000  # a worker's hold on a store-and-forward entry; no other sends it meanwhile
+    blocks_refresh_ms: int = 1_000  # how often a worker reads the blocked terminals (workers > 1)
 
     @property
     def lmk(self) -> str:
@@ -94,6 +104,12 @@ class SwitchSettings(BaseSettings):
         if _same_key(self.pan_key, demo_key_hex("switch", "pan")):
             names.append("PAN encryption key")
         return names
+
+    @model_validator(mode="after")
+    def _worker_of_the_pool(self) -> SwitchSettings:
+        if self.worker_index >= self.workers:
+            raise ValueError(f"worker_index must be below workers ({self.workers}), got {self.worker_index}")
+        return self
 
     @field_validator("tmk_hex")
     @classmethod

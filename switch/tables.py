@@ -18,6 +18,9 @@
   `saf_cancellations`, which the core and the SAF loop honour; `ops_audit`, the hash-chained log of
   every operator and admin action (see `switch.ops.audit`).
 - `het_attempts` (migration 0006): sales above HET the e-Warong POS refused and reported.
+- Several switch processes on one database (migration 0007, used only with workers > 1):
+  `request_claims` and `request_claim_releases` (which process calls the bank for a request),
+  `saf_claims` (leases on store-and-forward entries).
 """
 
 from __future__ import annotations
@@ -364,3 +367,53 @@ class HetAttempt(Base):
     qty: Mapped[int] = mapped_column(Integer)
     attempted_at: Mapped[datetime] = mapped_column(DateTime)  # the POS's clock, naive WIB
     received_at: Mapped[datetime] = mapped_column(DateTime)  # the switch's clock, naive WIB
+
+
+# -- several switch processes on one database (migration 0007; used only with workers > 1) ------------
+
+
+class RequestClaim(Base):
+    """A worker's claim on a financial request (terminal, STAN, date, kind) before it calls the
+    bank: the one that inserts the row of a round proceeds, the others wait for its journal row.
+    A claim whose answer was not final (an advice the bank could not take, 91) is released by a
+    `request_claim_releases` row: the terminal's retry claims the next round."""
+
+    __tablename__ = "request_claims"
+    __table_args__ = (
+        UniqueConstraint("tid", "stan", "transmission_date", "kind", "round", name="uq_request_claims_key"),
+        CheckConstraint(_in("kind", KINDS), name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    tid: Mapped[str] = mapped_column(String(8))
+    stan: Mapped[str] = mapped_column(String(6))
+    transmission_date: Mapped[date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(10))
+    round: Mapped[int] = mapped_column(Integer)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    worker: Mapped[int] = mapped_column(Integer)  # the switch process's index
+    rrn: Mapped[str] = mapped_column(String(12))  # reserved for the request by its winner
+    at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class RequestClaimRelease(Base):
+    """The end of a claim whose answer was not final: the key may be claimed again."""
+
+    __tablename__ = "request_claim_releases"
+
+    claim_id: Mapped[int] = mapped_column(ForeignKey("request_claims.id"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class SafClaim(Base):
+    """A worker's lease on a store-and-forward entry: no other worker sends it before `until`.
+    A killed worker's leases run out and another worker takes the entry over."""
+
+    __tablename__ = "saf_claims"
+    __table_args__ = (Index("ix_saf_claims_entry", "saf_id", "until"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    saf_id: Mapped[int] = mapped_column(ForeignKey("saf_entries.id"))
+    worker: Mapped[int] = mapped_column(Integer)
+    until: Mapped[datetime] = mapped_column(DateTime)
+    at: Mapped[datetime] = mapped_column(DateTime)

@@ -203,3 +203,13 @@ def test_a_bank_credential_is_printed_for_curl_and_a_bad_one_is_refused_plainly(
     short = CliRunner().invoke(app, ["bank", "credential"], env={**ENV, "SEMBAKO_BANK_SWITCH_CREDENTIAL": "tooshort"})
     assert_refused_plainly(short, "switch_credential: a credential has 16 to 256 characters, got 8")
     assert "tooshort" not in short.output
+
+
+def test_a_malformed_switch_setting_is_refused_plainly(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["switch", "serve", "--data-dir", str(tmp_path), "--port", "0", "--ops-port", "0"],
+        env={**ENV, "SEMBAKO_SWITCH_BANK_TIMEOUT_MS": "lima detik"},
+    )
+    assert_refused_plainly(result, "bank_timeout_ms", "valid integer")
+    assert "lima detik" not in result.output  # a setting's value is never echoed (it may be a key)
+    assert not list(tmp_path.iterdir())  # refused before anything was opened

@@ -26,6 +26,7 @@ from textual.widget import Widget
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, LoadingIndicator, RadioButton, RadioSet, Static
 
 from edc_terminal.app import EdcOptions
+from edc_terminal.widgets import EdcPanel
 from ewarong_pos.app import CashierApp
 from shared.clock import Clock, SystemClock
 
@@ -53,7 +54,8 @@ class GuidancePanel(Widget):
     def compose(self) -> ComposeResult:
         with Vertical(id="guidance-now"):
             yield Static(id="guidance-step")
-            yield Static(id="guidance-do")
+            with VerticalScroll(id="guidance-do-box"):  # a long instruction scrolls on a small terminal
+                yield Static(id="guidance-do")
             with Horizontal(id="guidance-buttons"):
                 yield Button("Soal penutup (F7)", id="guidance-check", variant="primary", compact=True, disabled=True)
                 yield Button("Daftar pelajaran (Ctrl+L)", id="guidance-leave", compact=True)
@@ -375,6 +377,8 @@ class TrainingApp(CashierApp):
             except SandboxError as exc:
                 self.notify(str(exc), severity="error", timeout=15)
             run.cards = sandbox.card_facts()  # a replaced card has a number now
+            for edc in self.query(EdcPanel):
+                edc.refresh_view()  # the status line shows the link the world changed (signal back)
         self._show_guidance()
 
     def _show_guidance(self) -> None:

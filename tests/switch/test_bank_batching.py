@@ -121,6 +121,7 @@ def test_a_frozen_bank_leaves_every_item_in_doubt_and_queued_ones_past_their_dea
     unsent = [o for o in outcomes if not o.may_have_posted]
     assert sent and unsent  # the first call went out and hung; what queued behind it expired unsent
     assert all("queue" in o.reason for o in unsent)
-    # What did reach the bank is applied once it wakes; nothing else moved.
+    # What did reach the bank may be applied once it wakes (each was reported in doubt, so a
+    # switch reverses it); what was never sent moved nothing.
     moved = sum(before[p.pan] - network.balance_of(p.pan) for p in people)
-    assert moved in {0, 3_000, 6_000} and moved <= 3_000 * len(sent)
+    assert moved % 3_000 == 0 and moved <= 3_000 * len(sent)

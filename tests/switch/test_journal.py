@@ -269,7 +269,7 @@ def differences(db: Database, metadata: MetaData) -> list:
 def test_migrated_database_matches_the_tables(journal: Journal) -> None:
     head = ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()
     with journal.db.engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == head == "0006"
+        assert MigrationContext.configure(conn).get_current_revision() == head == "0007"
     assert differences(journal.db, Base.metadata) == []
 
     drifted = MetaData(naming_convention=Base.metadata.naming_convention)
