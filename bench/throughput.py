@@ -17,6 +17,7 @@ the machine does, throughput does. --code DIR runs another checkout of the proje
 
     python bench/throughput.py                                   # SQLite
     python bench/throughput.py --database-url postgresql://postgres@127.0.0.1:5432/test
+    python bench/throughput.py --database-url ... --bank-workers 2 --switch-workers 2
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=400.0, help="Offered purchases per second of the open-loop run (0: skip)")
     parser.add_argument("--kpm", type=int, default=1_000)
     parser.add_argument("--code", type=Path, default=ROOT, help="The checkout whose network runs (default: this one)")
+    parser.add_argument("--bank-workers", type=int, default=1, help="Processes per bank (above 1: PostgreSQL)")
+    parser.add_argument("--switch-workers", type=int, default=1, help="Switch processes (above 1: PostgreSQL)")
     args = parser.parse_args()
     if not 0 < args.seconds <= 300:
         parser.error("--seconds must be in (0, 300]")
@@ -64,16 +67,17 @@ def main() -> None:
 
 def run(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory(prefix="sembako-throughput-") as data_dir, scratch_database(args.database_url) as url:
-        network = start_network(args.code, Path(data_dir), url, args.kpm)
+        workers = {"bank_workers": args.bank_workers, "switch_workers": args.switch_workers}
+        network = start_network(args.code, Path(data_dir), url, args.kpm, **workers)
         try:
-            result: dict = {"bench": "throughput", "database": "postgresql" if url else "sqlite", "code": str(args.code)}
+            result: dict = {"bench": "throughput", "database": "postgresql" if url else "sqlite", "code": str(args.code), **workers}
             if url:
                 result["pgbench_n_tps"] = pgbench(url)
             database = url.rsplit("/", 1)[1] if url else None
-            closed = ["--seconds", str(args.seconds), "--concurrency", str(args.concurrency)]
+            closed = ["--seconds", str(args.seconds), "--concurrency", str(args.concurrency), "--kpm", str(args.kpm)]
             result["closed_loop"] = measured(network, data_dir, database, closed)
             if args.rate:
-                opened = ["--seconds", str(args.seconds), "--concurrency", "256", "--rate", str(args.rate)]
+                opened = ["--seconds", str(args.seconds), "--concurrency", "256", "--rate", str(args.rate), "--kpm", str(args.kpm)]
                 result["open_loop"] = measured(network, data_dir, database, opened)
         finally:
             stop_network(network)
@@ -107,10 +111,14 @@ class scratch_database:  # noqa: N801 - used as a context manager, like tempfile
             conn.execute(sql)
 
 
-def start_network(code: Path, data_dir: Path, url: str | None, kpm: int) -> subprocess.Popen:
+def start_network(code: Path, data_dir: Path, url: str | None, kpm: int, bank_workers: int = 1, switch_workers: int = 1) -> subprocess.Popen:
     command = [sys.executable, "-m", "sembako", "up", "--app", "none", "--data-dir", str(data_dir), "--kpm", str(kpm)]
     if url:
         command += ["--database-url", url]
+    if bank_workers > 1:
+        command += ["--bank-workers", str(bank_workers)]
+    if switch_workers > 1:
+        command += ["--switch-workers", str(switch_workers)]
     log = (data_dir / "up.out").open("wb")
     network = subprocess.Popen(command, cwd=code, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + START_TIMEOUT_S
@@ -177,13 +185,34 @@ def cpu_by_part(root_pid: int, database: str | None) -> dict[str, float]:
         parts["postgresql"] = 0.0
     for pid in (int(name) for name in os.listdir("/proc") if name.isdigit()):
         command = _command(pid)
-        if "sembako switch serve" in command and _descends(pid, root_pid):
-            parts["switch"] += cpu_seconds(pid)
-        elif "sembako bank serve" in command and _descends(pid, root_pid):
-            parts["banks"] += cpu_seconds(pid)
+        service = _service_of(pid, root_pid)  # a worker process counts for the service that started it
+        if service is not None:
+            parts[service] += cpu_seconds(pid)
         elif database and command.startswith("postgres:") and (f" {database} " in command or any(p in command for p in PG_SHARED)):
             parts["postgresql"] += cpu_seconds(pid)
     return parts
+
+
+_SERVICES = {"sembako switch serve": "switch", "sembako bank serve": "banks"}
+
+
+def _service_of(pid: int, root_pid: int) -> str | None:
+    """"switch" or "banks" for a process of the network under `root_pid` that is one of those
+    services or a worker it started; None for anything else."""
+    service = None
+    for _ in range(16):
+        if pid == root_pid:
+            return service
+        if service is None:
+            command = _command(pid)
+            service = next((name for marker, name in _SERVICES.items() if marker in command), None)
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            return None
+        if pid <= 1:
+            return None
+    return None
 
 
 def _command(pid: int) -> str:
@@ -191,19 +220,6 @@ def _command(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
-
-
-def _descends(pid: int, ancestor: int) -> bool:
-    for _ in range(16):
-        if pid == ancestor:
-            return True
-        try:
-            pid = int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
-        except (OSError, ValueError, IndexError):
-            return False
-        if pid <= 1:
-            return False
-    return False
 
 
 if __name__ == "__main__":
