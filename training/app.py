@@ -13,6 +13,7 @@ network, terminal and books; between lessons no counter exists and its actions a
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from .sandbox import Sandbox, SandboxError
 log = logging.getLogger(__name__)
 CSS_DIR = Path(__file__).parent
 NOT_STARTED = "belum dimulai"
+TEXT_PREPARING = "Tunggu sebentar: langkah ini sedang disiapkan di jaringan latihan..."
 # CashierApp's actions that need a counter; disabled between lessons.
 COUNTER_ACTIONS = ("pay", "report", "price_board", "toggle_inspector", "next_customer", "clear_cart", "check", "leave_lesson")
 
@@ -361,16 +363,20 @@ class TrainingApp(CashierApp):
         """An event of the counter or the EDC: the lesson moves on, the panel follows."""
         if self.lesson_run is None:
             return
-        if self.lesson_run.feed(event):
-            self.run_worker(self._world_and_show(), group="lesson-world", exclusive=False)
+        if self.lesson_run.feed(event) and self.sandbox is not None:
+            world = self.lesson_run.due_world()
+            if world:  # the step's instructions wait until its world is ready (a new card, the signal)
+                self._show_guidance(TEXT_PREPARING)
+                self.run_worker(self._world_and_show(world), group="lesson-world", exclusive=False)
+                return
         self._show_guidance()
 
-    async def _world_and_show(self) -> None:
-        """The world steps of the step just begun, then the panel."""
+    async def _world_and_show(self, world: tuple = ()) -> None:
+        """The world steps of the step just begun (`world`, else those due now), then the panel."""
         run, sandbox = self.lesson_run, self.sandbox
         if run is None or sandbox is None:
             return
-        world = run.due_world()
+        world = world or run.due_world()
         if world:
             try:
                 await sandbox.play_world(world)
@@ -381,11 +387,15 @@ class TrainingApp(CashierApp):
                 edc.refresh_view()  # the status line shows the link the world changed (signal back)
         self._show_guidance()
 
-    def _show_guidance(self) -> None:
+    def _show_guidance(self, do_now: str | None = None) -> None:
+        """The lesson's guidance; with `do_now`, that in place of the step's instruction."""
         if self.lesson_run is None:
             return
+        guidance = self.lesson_run.guidance()
+        if do_now is not None:
+            guidance = dataclasses.replace(guidance, do_now=do_now)
         for panel in self.query(GuidancePanel):
-            panel.show(self.lesson_run.guidance())
+            panel.show(guidance)
 
     def action_check(self) -> None:
         if self.lesson_run is not None and self.lesson_run.phase is Phase.CHECK:
