@@ -150,7 +150,7 @@ def test_every_route_is_closed_to_strangers_and_placed_in_one_group(bank) -> Non
         refused_operator = by_sender[OPERATOR].request(method, path, json={}).status_code == 403
         assert refused_operator == route.startswith(("/v1/authorisations", "/v1/offline", "/v1/postings")), route
         switch_only += refused_operator
-    assert switch_only == 6  # four authorisations, the card list, postings
+    assert switch_only == 7  # four authorisations and their batch, the card list, postings
 
 
 # -- the answers and the comparison -------------------------------------------------------------
