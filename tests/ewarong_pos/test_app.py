@@ -254,16 +254,9 @@ async def test_a_void_approved_before_a_crash_puts_the_goods_back_on_start(netwo
     person = SPENDABLE[7]
     first = make_counter(network)
     try:
-        await headless_cek(first, person.pan, person.pin)
-        stock_before = first.store.stock(EWARONG)
-        assert first.add("TLR-AYM", 4) and first.pay()
-        await run(first.terminal, lambda t: [t.press(d) for d in (*person.pin, "enter")])
-        rrn = first.terminal.outcome.rrn
-        assert first.store.stock(EWARONG)["TLR-AYM"] == stock_before["TLR-AYM"] - 4
+        stock_before, rrn = await headless_sale(first, person, "TLR-AYM", 4)
         first._on_void = lambda outcome, rrn: None  # the app dies before it writes the void
-        first.terminal.take_card()
-        first.terminal.select("pembatalan")
-        await run(first.terminal, lambda t: t.press("enter"))
+        await void_last_purchase(first)
         assert first.terminal.outcome.approved and not first.store.is_voided(TERMINAL, rrn)
     finally:
         await first.terminal.close()
@@ -289,19 +282,12 @@ async def test_a_void_the_edc_stored_takes_the_goods_back_once_it_is_delivered(n
     person = SPENDABLE[8]
     counter = make_counter(network, timeout_ms=1_000)
     try:
-        await headless_cek(counter, person.pan, person.pin)
-        stock_before = counter.store.stock(EWARONG)
-        assert counter.add("BRS-MED", 2) and counter.pay()
-        await run(counter.terminal, lambda t: [t.press(d) for d in (*person.pin, "enter")])
-        rrn = counter.terminal.outcome.rrn
-        assert rrn and counter.store.stock(EWARONG)["BRS-MED"] == stock_before["BRS-MED"] - 2
+        stock_before, rrn = await headless_sale(counter, person, "BRS-MED", 2)
 
         link = counter.terminal.link
         await link.close()
         link.port = unused_port()  # the signal is gone
-        counter.terminal.take_card()
-        counter.terminal.select("pembatalan")
-        await run(counter.terminal, lambda t: t.press("enter"))
+        await void_last_purchase(counter)
         assert not counter.terminal.outcome.approved and counter.terminal.core.pending_reversals
         assert "Penjualan tetap tercatat" in (counter.view().message or "")
         assert not counter.store.is_voided(TERMINAL, rrn)
@@ -325,6 +311,24 @@ def unused_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+async def headless_sale(counter: Counter, person: generator.GeneratedKpm, sku: str, qty: int) -> tuple[dict[str, int], str]:
+    """Datang, Cek, `qty` of `sku` in the cart, Bayar with the PIN: the stock before, the sale's RRN."""
+    await headless_cek(counter, person.pan, person.pin)
+    stock_before = counter.store.stock(EWARONG)
+    assert counter.add(sku, qty) and counter.pay()
+    await run(counter.terminal, lambda t: [t.press(d) for d in (*person.pin, "enter")])
+    rrn = counter.terminal.outcome.rrn
+    assert rrn and counter.store.stock(EWARONG)[sku] == stock_before[sku] - qty
+    return stock_before, rrn
+
+
+async def void_last_purchase(counter: Counter) -> None:
+    """The KPM takes the card; the cashier voids the last purchase (PEMBATALAN, ENTER)."""
+    counter.terminal.take_card()
+    counter.terminal.select("pembatalan")
+    await run(counter.terminal, lambda t: t.press("enter"))
 
 
 async def headless_cek(counter: Counter, pan: str, pin: str) -> None:
