@@ -204,6 +204,13 @@ class LinkProxy:
         """Accept connections again after `cut()`."""
         self._cut = False
 
+    def forget_steering(self) -> int:
+        """Drop every drop/delay/duplicate request not yet used; returns how many there were."""
+        with self._lock:
+            pending = sum(s.drops + s.duplicates + len(s.delays_ms) for s in self._steering.values())
+            self._steering = {d: _Steering() for d in DIRECTIONS}
+        return pending
+
     def set_profile(self, profile: LinkProfile) -> None:
         """Play `profile` from the next frame on; an unavailable one closes every connection."""
         if not isinstance(profile, LinkProfile):

@@ -675,7 +675,10 @@ class Step(Spec):
     delay_next: SteerDelay | None = Field(None, description="Hold the next frame on a terminal's link")
     duplicate_next: Steer | None = Field(None, description="Deliver the next frame on a terminal's link twice")
     cut: TerminalAction | None = Field(None, description="Cut a terminal's link (connections closed and refused)")
-    heal: TerminalAction | None = Field(None, description="Heal a terminal's cut link")
+    heal: TerminalAction | None = Field(
+        None,
+        description="Heal a terminal's link: connections accepted again after a cut, and drop/delay/duplicate requests not yet used forgotten",
+    )
     set_profile: SetProfile | None = Field(None, description="Play another profile on a terminal's link")
     advance: duration(ADVANCE_MAX, timedelta(milliseconds=1)) | None = Field(
         None, description='Advance the injected clock, e.g. "91d", "2h", "30m", "45s"'

@@ -443,7 +443,9 @@ class ScenarioPlayer:
         self._proxy(params.terminal).cut()
 
     async def _do_heal(self, params: Any, record: StepResult) -> None:
-        self._proxy(params.terminal).heal()
+        proxy = self._proxy(params.terminal)
+        proxy.heal()
+        proxy.forget_steering()
 
     async def _do_set_profile(self, params: Any, record: StepResult) -> None:
         self._terminal(params.terminal).set_profile(link_profile(params.link))

@@ -360,13 +360,15 @@ def place(workload: Workload, slot: int, only: Sequence[int] | None = None) -> P
         elif action == "set_profile":
             offline = op["set_profile"]["link"] == "offline"
         add(op, index)
-    # The seal: deferred kills land and leftover steers are used up (signon), every service runs
-    # again, the link is back, stored reversals and offline sales go out, the switch's queue drains.
+    # The seal: deferred kills land (signon), every service runs again, the link is back and clean
+    # (heal forgets the steers no frame used up), stored reversals and offline sales go out, the
+    # switch's queue drains.
     add({"signon": {"terminal": _TERMINAL}}, None)
     for target in sorted(down):
         add({"restart": target}, None)
     if offline:
         add({"set_profile": {"terminal": _TERMINAL, "link": "direct"}}, None)
+    add({"heal": {"terminal": _TERMINAL}}, None)
     add({"cek": {"card": first_card, "terminal": _TERMINAL}}, None)
     add({"upload": {"terminal": _TERMINAL}}, None)
     add({"cek": {"card": first_card, "terminal": _TERMINAL}}, None)

@@ -127,6 +127,23 @@ async def test_delay_next_holds_one_frame_and_keeps_the_order(echo: EchoUpstream
         await client.close()
 
 
+async def test_forgotten_steers_touch_no_frame(echo: EchoUpstream) -> None:
+    async with proxy_for(echo) as proxy:
+        client = await Client.connect(proxy.port)
+        proxy.drop_next(TO_TERMINAL)
+        proxy.drop_next(TO_SWITCH)
+        proxy.duplicate_next(TO_TERMINAL)
+        proxy.delay_next(TO_SWITCH, 5_000)
+        assert proxy.forget_steering() == 4  # noqa: PLR2004
+        assert [await round_trip(client, n) for n in (1, 2)] == [message(1), message(2)]
+        with pytest.raises(TimeoutError):
+            await client.receive(timeout_ms=100)  # no duplicate either
+        await client.close()
+        counters = proxy.counters
+    assert proxy.forget_steering() == 0
+    assert counters.dropped == {TO_SWITCH: 0, TO_TERMINAL: 0}
+
+
 async def test_cut_closes_connections_and_refuses_new_ones_until_healed(echo: EchoUpstream) -> None:
     async with proxy_for(echo) as proxy:
         client = await Client.connect(proxy.port)

@@ -148,3 +148,19 @@ def test_a_reversal_overtaking_its_purchase_at_the_switch_is_linked_to_it() -> N
     result = run_only(6, [0, 5, 6], SimOptions(steps=12, faults=FAULTS, shrink=False))
 
     assert result.passed, result.failure
+
+
+def test_steers_no_frame_used_up_are_forgotten_before_the_seal() -> None:
+    """Found by seed 2634 of the 10,000-seed run: two drops to the terminal, a void with nothing
+    to void and an offline sale left both drops unused; the seal's sign-on ran while the link was
+    still offline, so the drops took the seal's Cek and its upload, and the offline sale stayed
+    undelivered. The seal now heals the link, which forgets unused steers."""
+    workload = generate(2634, 12, FAULTS)
+    only = [6, 8, 9, 10, 11]
+    assert [workload.ops[i] for i in only[:2]] == [{"drop_next": {"terminal": "@T", "direction": "to_terminal"}}] * 2
+    assert actions(workload.ops)[9:12] == ["reversal", "set_profile", "offline_sale"]
+    assert {"heal": {"terminal": "BRI00001"}} in place(workload, 0, only).steps
+
+    result = run_only(2634, only, SimOptions(steps=12, faults=FAULTS, shrink=False))
+
+    assert result.passed, result.failure
