@@ -7,7 +7,7 @@ UPDATE`); on SQLite every write transaction takes the write lock at BEGIN (`BEGI
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
@@ -30,6 +30,15 @@ def normalise_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+_AFTER_COMMIT = "sembako.after_commit"
+
+
+def after_commit(conn: Connection, action: Callable[[], None]) -> None:
+    """Run `action` once the write transaction of `conn` (begun by `Database.begin`) has
+    committed; never when it rolls back."""
+    conn.info.setdefault(_AFTER_COMMIT, []).append(action)
 
 
 class Database:
@@ -63,7 +72,13 @@ class Database:
         polling the file lock (BEGIN IMMEDIATE still guards against other processes).
         """
         with self._writer, self.engine.begin() as conn:
-            yield conn
+            conn.info.pop(_AFTER_COMMIT, None)  # nothing left from a transaction begun elsewhere
+            try:
+                yield conn
+            finally:
+                actions = conn.info.pop(_AFTER_COMMIT, [])
+        for action in actions:  # committed: no exception left the block
+            action()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

@@ -22,6 +22,7 @@ from switch.core import SwitchCore
 from switch.hsm import SwitchHsm
 from switch.journal import Journal, TerminalRecord
 from switch.journal_writer import JournalWriter
+from switch.ops import audit
 from switch.metrics import SwitchMetrics
 from switch.saf import SafForwarder
 from switch.server import IsoServer
@@ -87,6 +88,7 @@ class SwitchRuntime:
         self.db = database_for(settings)
         self.hsm = SwitchHsm(settings.lmk, {code: settings.zpk_for(code) for code in BANKS}, settings.pan_hash_key, settings.pan_key)
         self.journal = Journal(self.db, self.hsm.pan_hash, self.hsm.pan_cipher)
+        audit.keep_anchor(self.db, audit.anchor_in(settings.data_dir))
         self.banks = BankClient(
             settings.bank_urls, settings.bank_timeout_ms, settings.bank_connections_max, settings.bank_credentials_by_code(),
             batch_max=settings.bank_batch_max, calls_max=settings.bank_calls_max,

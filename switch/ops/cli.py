@@ -4,8 +4,8 @@
   new token once, on its last line (`--bank switch`: the switch operator, every bank). It
   migrates the switch's database first, as the switch does at start.
 - `sembako ops token list` and `sembako ops token revoke ID [--reason TEXT]`.
-- `sembako ops audit verify` checks the audit chain: exit 0 and a one-line summary, or exit 1
-  naming the first broken record.
+- `sembako ops audit verify` checks the audit chain, and the anchor file in the data directory
+  against it: exit 0 and a one-line summary, or exit 1 naming the first broken record.
 
 Each takes `--data-dir DIR` (the SQLite file `DIR/switch.sqlite3`) or `--database-url URL`
 (PostgreSQL, schema SEMBAKO_SWITCH_DB_SCHEMA, default "switch"), like `sembako switch serve`.
@@ -79,6 +79,7 @@ def switch_database(data_dir: Path, database_url: str | None, migrate: bool = Fa
         db = database_for(settings)
         if migrate:
             migrations.upgrade(db, pan_key_hex=settings.pan_key)
+        audit.keep_anchor(db, audit.anchor_in(data_dir))
         yield db
     except SQLAlchemyError as exc:
         raise OpsCliError(f"the switch database ({_where(data_dir, database_url)}) cannot be used: {type(exc).__name__}; "
@@ -167,8 +168,13 @@ def verify_command(data_dir: DataDir = Path("data"), database_url: DatabaseUrl =
     """Check the audit chain: exit 0 when intact, 1 naming the first broken record."""
 
     def verify() -> int:
+        anchor = audit.anchor_in(data_dir)
+        try:
+            anchored = anchor.read() if anchor is not None else None  # before the chain: see audit.verify
+        except audit.AnchorError as exc:
+            raise OpsCliError(str(exc)) from None
         with switch_database(data_dir, database_url) as db, db.read() as conn:
-            result = audit.verify(conn)
+            result = audit.verify(conn, anchored)
         typer.echo(result.summary(), err=not result.ok)
         return 0 if result.ok else 1
 

@@ -31,6 +31,7 @@ REASON = {"reason": "e-Warong holds KPM cards"}
 @pytest.fixture
 def journal(storage, clock) -> Journal:  # noqa: ANN001
     opened = open_journal(storage)
+    audit.keep_anchor(opened.db, audit.anchor_in(storage["data_dir"]))  # as the switch keeps it
     seed(opened, clock)
     yield opened
     opened.db.dispose()
@@ -40,7 +41,8 @@ def cli_args(storage: dict) -> tuple[list[str], dict]:
     """The CLI's storage options, and its environment (the PostgreSQL schema of the switch)."""
     env = {"COLUMNS": "200", "SEMBAKO_DATA_DIR": None, "DATABASE_URL": None, "SEMBAKO_SWITCH_DB_SCHEMA": None}
     if "database_url" in storage:
-        return ["--database-url", storage["database_url"]], env | {"SEMBAKO_SWITCH_DB_SCHEMA": storage["db_schema"]}
+        options = ["--database-url", storage["database_url"], "--data-dir", str(storage["data_dir"])]
+        return options, env | {"SEMBAKO_SWITCH_DB_SCHEMA": storage["db_schema"]}
     return ["--data-dir", str(storage["data_dir"])], env
 
 
@@ -111,7 +113,9 @@ def test_each_record_hashes_its_contents_and_the_record_before(journal: Journal,
 def test_verify_says_the_chain_is_intact(journal: Journal, storage: dict, actions: dict) -> None:
     result = sembako(storage, "ops", "audit", "verify")
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == f"audit chain intact: 5 records, last hash {audit.shown(records(journal)[-1].hash)}"
+    assert result.stdout.strip() == (
+        f"audit chain intact: 5 records, last hash {audit.shown(records(journal)[-1].hash)}; the anchor file agrees (5 records seen)"
+    )
 
 
 def test_an_edited_record_is_found(journal: Journal, storage: dict, actions: dict) -> None:
@@ -122,11 +126,14 @@ def test_an_edited_record_is_found(journal: Journal, storage: dict, actions: dic
     assert "audit chain broken at record 3: its contents do not match its hash" in result.output
 
 
-def test_an_edited_record_with_its_hash_made_again_is_found_at_the_next(journal: Journal, storage: dict, actions: dict) -> None:
+def test_an_edited_record_with_its_hash_made_again_is_found_by_the_anchor_or_at_the_next(journal: Journal, storage: dict, actions: dict) -> None:
     with journal.db.begin() as conn:
         row = conn.execute(select(_audit).where(_audit.c.seq == 3)).one()
         forged = {**row._mapping, "after": {"blocked": True, "reason": "routine check"}}
         conn.execute(update(_audit).where(_audit.c.seq == 3).values(after=forged["after"], hash=audit.record_hash(SimpleNamespace(**forged))))
+    result = sembako(storage, "ops", "audit", "verify")
+    assert result.exit_code == 1 and "audit chain broken at record 3: it is not the record the anchor file saw here" in result.output
+    (storage["data_dir"] / audit.ANCHOR_FILE_NAME).unlink()
     result = sembako(storage, "ops", "audit", "verify")
     assert result.exit_code == 1 and "audit chain broken at record 4: its link does not match" in result.output
 
@@ -137,6 +144,52 @@ def test_a_deleted_record_is_found(journal: Journal, storage: dict, actions: dic
     result = sembako(storage, "ops", "audit", "verify")
     assert result.exit_code == 1
     assert "audit chain broken at record 5: expected record 4 here: record 4 was deleted or moved" in result.output
+
+
+def test_the_newest_records_deleted_are_found_by_the_anchor_file(journal: Journal, storage: dict, actions: dict) -> None:
+    with journal.db.begin() as conn:  # the SAF cancel and the unblock vanish: a valid, shorter chain
+        conn.execute(delete(_audit).where(_audit.c.seq >= 4))
+    result = sembako(storage, "ops", "audit", "verify")
+    assert result.exit_code == 1
+    assert ("audit chain broken at record 4: the anchor file saw records up to 5, the chain ends at 3: "
+            "the newest records were deleted") in result.output
+
+
+def test_the_newest_record_replaced_by_a_later_action_is_found(journal: Journal, storage: dict, actions: dict, clock) -> None:  # noqa: ANN001
+    with journal.db.begin() as conn:
+        conn.execute(delete(_audit).where(_audit.c.seq == 5))
+    admin = issue(journal.db, ADMIN)  # record 5 is written again, as another action
+    client = TestClient(create_ops_app(journal, now=clock.now))
+    assert client.post("/v1/terminals/BNI00002/block", json=REASON, headers=bearer(admin)).status_code == 200
+    result = sembako(storage, "ops", "audit", "verify")
+    assert result.exit_code == 1
+    assert "audit chain broken at record 5: it is not the record the anchor file saw here: it was replaced" in result.output
+
+
+def test_without_its_anchor_file_the_chain_is_checked_and_the_summary_says_so(journal: Journal, storage: dict, actions: dict) -> None:
+    (storage["data_dir"] / audit.ANCHOR_FILE_NAME).unlink()
+    result = sembako(storage, "ops", "audit", "verify")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().endswith("5 records, last hash " + audit.shown(records(journal)[-1].hash)
+                                          + "; no anchor file, so a deletion of the newest records cannot be seen")
+
+
+def test_an_action_rolled_back_leaves_no_line_in_the_anchor_file(journal: Journal, storage: dict, actions: dict, clock) -> None:  # noqa: ANN001
+    anchor = storage["data_dir"] / audit.ANCHOR_FILE_NAME
+    lines = anchor.read_text().splitlines()
+    assert [line.split()[0] for line in lines] == ["1", "2", "3", "4", "5"]
+    with pytest.raises(RuntimeError), journal.db.begin() as conn:
+        audit.append(conn, "cli", "terminal.block", "terminal/BNI00003", "bni", {"blocked": False}, {"blocked": True}, clock.now())
+        raise RuntimeError("the action failed after its record")
+    assert anchor.read_text().splitlines() == lines
+    assert sembako(storage, "ops", "audit", "verify").exit_code == 0
+
+
+def test_an_anchor_file_that_is_not_one_is_refused_plainly(journal: Journal, storage: dict, actions: dict) -> None:
+    with (storage["data_dir"] / audit.ANCHOR_FILE_NAME).open("a") as file:
+        file.write("six 0123\n")
+    result = sembako(storage, "ops", "audit", "verify")
+    assert result.exit_code == 1 and "line 6 is not `seq hash`" in result.output and "Traceback" not in result.output
 
 
 def test_reordered_records_are_found(journal: Journal, storage: dict, actions: dict) -> None:
