@@ -336,7 +336,7 @@ def build_counter(options: ShopOptions, clock: Clock, monotonic: Callable[[], fl
     store = ShopStore.open(settings, clock)
     store.ensure_demo(options.ewarong_id)
     token = settings.ops_token.get_secret_value() if settings.ops_token else None
-    reporter = reporter_for(settings.ops_url, token, options.data_dir)  # refusals above HET, to the switch
+    reporter = reporter_for(settings.ops_url, token, options.data_dir, options.terminal_id)  # refusals above HET, to the switch
     return Counter(store, options.ewarong_id, terminal, clock, het_reporter=reporter)
 
 

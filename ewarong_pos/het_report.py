@@ -22,13 +22,14 @@ from pathlib import Path
 import httpx
 
 from ewarong_pos.catalogue import Product
+from shared.banks import bank_for_terminal
 
 log = logging.getLogger(__name__)
 
 PATH = "/v1/het-attempts"
 TIMEOUT_S = 2.0
 QUEUE_MAX = 100
-TOKEN_FILE = "ops-token"  # what `sembako up` writes in the data directory
+TOKEN_FILE_PREFIX = "pos-token-"  # `sembako up` writes pos-token-<bank> in the data directory
 TOKEN_CHARS_MAX = 128
 
 
@@ -54,21 +55,26 @@ def above_het(products: Iterable[tuple[Product | None, int]]) -> list[tuple[Prod
     return [(product, qty) for product, qty in products if product is not None and product.price_idr > product.het_idr]
 
 
-def read_token(given: str | None, data_dir: Path) -> str | None:
-    """The ops API token: the one given, else `<data_dir>/ops-token` when readable; None otherwise."""
+def read_token(given: str | None, data_dir: Path, terminal_id: str) -> str | None:
+    """The ops API token: the one given, else `<data_dir>/pos-token-<bank>` of the terminal's bank
+    (a viewer token of that bank, never the switch operator's admin token) when readable."""
     if given:
         return given.strip()
+    bank = bank_for_terminal(terminal_id)
+    if bank is None:
+        return None
     try:
-        text = (data_dir / TOKEN_FILE).read_text(encoding="utf-8").strip()
+        text = (data_dir / f"{TOKEN_FILE_PREFIX}{bank.code}").read_text(encoding="utf-8").strip()
     except OSError:
         return None
     return text if 0 < len(text) <= TOKEN_CHARS_MAX else None
 
 
-def reporter_for(ops_url: str | None, token: str | None, data_dir: Path) -> HetReporter | None:
-    """A reporter to `ops_url` with the token given (else the data directory's), or None when
-    there is no URL or no token: the counter then refuses without telling anyone."""
-    found = read_token(token, data_dir)
+def reporter_for(ops_url: str | None, token: str | None, data_dir: Path, terminal_id: str) -> HetReporter | None:
+    """A reporter to `ops_url` with the token given (else the data directory's one for the
+    terminal's bank), or None when there is no URL or no token: the counter then refuses without
+    telling anyone."""
+    found = read_token(token, data_dir, terminal_id)
     if not ops_url or found is None:
         log.info("HET refusals are not reported: %s", "no ops API URL" if not ops_url else "no ops API token")
         return None

@@ -25,7 +25,8 @@ class ShopSettings(BaseSettings):
     # Key of the HMAC-SHA256 that turns a card number into the reference used to count KPM.
     card_ref_key_hex: str | None = None
     # Where refusals above HET are reported (the switch's ops API; empty: not reported), with a
-    # token of the e-Warong's bank (default: <data_dir>/ops-token, as `sembako up` writes it).
+    # token of the e-Warong's bank (default: <data_dir>/pos-token-<bank>, a viewer token of the
+    # bank of the terminal, as `sembako up` writes it).
     ops_url: str | None = "http://127.0.0.1:8000"
     ops_token: SecretStr | None = None
 

@@ -219,13 +219,15 @@ def print_summary(children: list[Child], data_dir: Path, app: str = "none", out:
 
 def prepare_ops_token(data_dir: Path, database_url: str | None) -> str:
     """Keep an admin token of the switch operator in `<data_dir>/ops-token` (mode 0600; a new one
-    on first start, or when the one there no longer opens the ops API); returns where it is, as
+    on first start, or when the one there no longer opens the ops API), and a viewer token of each
+    bank for its e-Warong POS in `<data_dir>/pos-token-<bank>`; returns where the admin's is, as
     a line to print. The switch has migrated its database by now (it answers /health)."""
-    from switch.ops.cli import OpsCliError, ensure_token_file, switch_database
+    from switch.ops.cli import OpsCliError, ensure_pos_token_files, ensure_token_file, switch_database
 
     try:
         with switch_database(data_dir, database_url) as db:
             path, created = ensure_token_file(db, data_dir)
+            ensure_pos_token_files(db, data_dir)  # the POS reports above-HET refusals with its bank's
     except OpsCliError as exc:
         return f"[red]no ops API token: {exc}[/]"
     said = "written to" if created else "in"

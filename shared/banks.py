@@ -56,11 +56,16 @@ def bank_for_pan(pan: str) -> Bank | None:
 DEMO_TERMINALS_PER_BANK = 48
 
 
+def bank_for_terminal(tid: str) -> Bank | None:
+    """The acquiring bank of a terminal id such as BNI00001 (by its prefix), else None."""
+    return next((b for b in BANKS.values() if tid.startswith(b.terminal_prefix)), None)
+
+
 def demo_terminal(tid: str) -> tuple[Bank, str] | None:
     """(acquiring bank, e-Warong id) of a demo terminal id such as BNI00001, else None.
 
     Demo terminal n of a bank stands in the bank's demo e-Warong n (n = 1..48)."""
-    bank = next((b for b in BANKS.values() if tid.startswith(b.terminal_prefix)), None)
+    bank = bank_for_terminal(tid)
     serial_text = tid[3:]
     if bank is None or len(tid) != 8 or not serial_text.isdigit():
         return None

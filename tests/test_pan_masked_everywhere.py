@@ -367,7 +367,7 @@ def network_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             assert network.switch is not None
             day = network.switch.now().date()
             bni_operator = issue(network.switch.db, "operator", "bni", at=network.switch.now())
-            (tmp / "ops-token").write_text(bni_operator, encoding="utf-8")  # the POS reports refusals above HET with it
+            (tmp / "pos-token-bni").write_text(bni_operator, encoding="utf-8")  # the POS reports refusals above HET with it
             env.setenv("SEMBAKO_EWARONG_OPS_URL", network.ops_url)
             counter = build_counter(ShopOptions(SHOP, SHOP_TID, "127.0.0.1", network.iso_port, tmp, None), SystemClock())
             try:

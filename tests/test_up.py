@@ -200,6 +200,16 @@ def test_the_switch_operator_s_ops_token_is_kept_in_the_data_dir(tmp_path: Path)
             access.revoke_token(conn, access.parse_token(token)[0], "cli", "rotated", journal_now())
         assert "written to" in up.prepare_ops_token(tmp_path, None) and path.read_text().strip() != token
         assert "no ops API token: no switch database in" in up.prepare_ops_token(tmp_path / "elsewhere", None)
+
+        pos = (tmp_path / "pos-token-bni").read_text().strip()  # the BNI e-Warong's POS: a BNI viewer
+        assert stat.S_IMODE((tmp_path / "pos-token-bni").stat().st_mode) == 0o600
+        with journal.db.read() as conn:
+            principal = access.authenticate(conn, pos, journal_now())
+        assert (principal.role, principal.bank) == ("viewer", "bni")
+        assert client.get("/v1/tokens", headers={"Authorization": f"Bearer {pos}"}).status_code == 403
+        up.prepare_ops_token(tmp_path, None)
+        assert (tmp_path / "pos-token-bni").read_text().strip() == pos  # kept while valid
+        assert {p.name for p in tmp_path.glob("pos-token-*")} == {"pos-token-bni", "pos-token-bri", "pos-token-mandiri", "pos-token-btn"}
     finally:
         journal.db.dispose()
 

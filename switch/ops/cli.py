@@ -12,7 +12,8 @@ Each takes `--data-dir DIR` (the SQLite file `DIR/switch.sqlite3`) or `--databas
 What the CLI does is recorded in the audit log as done by "cli".
 
 `ensure_token_file` keeps the switch operator's admin token in `<data-dir>/ops-token` (mode 0600)
-for `sembako up` and the tools that call the ops API on the same machine.
+for `sembako up` and the tools that call the ops API on the same machine; `ensure_pos_token_files`
+keeps a viewer token of each bank in `<data-dir>/pos-token-<bank>` for that bank's e-Warong POS.
 """
 
 from __future__ import annotations
@@ -28,12 +29,14 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError
 
 from shared.clock import SystemClock
+from shared.banks import BANK_CODES
 from shared.db import Database, sqlite_url
 from switch.ops import access, audit
 from switch.ops.access import CLI_ACTOR, SWITCH_SCOPE, AccessError, Principal
-from switch.tables import ADMIN
+from switch.tables import ADMIN, VIEWER
 
 TOKEN_FILE_NAME = "ops-token"
+POS_TOKEN_FILE_PREFIX = "pos-token-"
 TOKEN_FILE_BYTES_MAX = 1_024
 _CLOCK = SystemClock()
 
@@ -210,19 +213,35 @@ def write_secret_file(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
+def pos_token_file(data_dir: Path, bank: str) -> Path:
+    """Where `sembako up` keeps the token the e-Warong POS of `bank` reports with."""
+    return data_dir / f"{POS_TOKEN_FILE_PREFIX}{bank}"
+
+
 def ensure_token_file(db: Database, data_dir: Path, now: datetime | None = None) -> tuple[Path, bool]:
     """The switch operator's admin token in `<data_dir>/ops-token`: kept when the one there is
     still valid in `db`, else a new one created (audited as "cli") and written there (0600).
     Returns the file and whether a token was created."""
-    path, at = token_file(data_dir), now or _CLOCK.now()
+    return _ensure_token(db, token_file(data_dir), ADMIN, None, "the switch operator (sembako up)", now or _CLOCK.now())
+
+
+def ensure_pos_token_files(db: Database, data_dir: Path, now: datetime | None = None) -> list[tuple[Path, bool]]:
+    """A viewer token of each bank in `<data_dir>/pos-token-<bank>`, for its e-Warong's POS to
+    report sales refused above HET: scoped to that bank, no operator rights, kept while valid."""
+    at = now or _CLOCK.now()
+    return [_ensure_token(db, pos_token_file(data_dir, code), VIEWER, code, f"the e-Warong POS of {code} (sembako up)", at)
+            for code in BANK_CODES]
+
+
+def _ensure_token(db: Database, path: Path, role: str, bank: str | None, label: str, at: datetime) -> tuple[Path, bool]:
     kept = read_token_file(path)
     if kept is not None:
         with db.read() as conn:
             principal = access.authenticate(conn, kept, at)
-        if isinstance(principal, Principal) and principal.role == ADMIN and principal.bank is None:
+        if isinstance(principal, Principal) and principal.role == role and principal.bank == bank:
             return path, False
     with db.begin() as conn:
-        issued = access.create_token(conn, ADMIN, None, "the switch operator (sembako up)", CLI_ACTOR, at)
-    data_dir.mkdir(parents=True, exist_ok=True)
+        issued = access.create_token(conn, role, bank, label, CLI_ACTOR, at)
+    path.parent.mkdir(parents=True, exist_ok=True)
     write_secret_file(path, issued.token)
     return path, True

@@ -53,7 +53,7 @@ def token(network: Network, bank: str | None) -> str:
 def counter(network: Network, monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter]:
     """The counter as the cashier app builds it: the ops API's URL from the settings, the token
     from the data directory (here one of BNI, the e-Warong's bank)."""
-    (network.tmp / "ops-token").write_text(token(network, "bni"), encoding="utf-8")
+    (network.tmp / "pos-token-bni").write_text(token(network, "bni"), encoding="utf-8")
     monkeypatch.setenv("SEMBAKO_EWARONG_OPS_URL", network.ops_url)
     built = build_counter(ShopOptions(EWARONG, TERMINAL, "127.0.0.1", network.iso_port, network.tmp, None), FixedClock(BUSINESS_START))
     yield built
@@ -148,6 +148,19 @@ async def test_a_switch_out_of_reach_costs_the_cashier_nothing(network: Network,
 
 def test_without_a_token_nothing_is_reported(network: Network, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEMBAKO_EWARONG_OPS_URL", network.ops_url)
+    built = build_counter(ShopOptions(EWARONG, TERMINAL, "127.0.0.1", network.iso_port, tmp_path, None), FixedClock(BUSINESS_START))
+    try:
+        assert built.het_reporter is None
+    finally:
+        built.store.close()
+
+
+def test_the_switch_operator_s_token_is_never_the_pos_s(network: Network, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only `pos-token-<bank>` of the terminal's bank is read: the admin token `sembako up` keeps
+    in `ops-token` beside it is left alone, and so is another bank's POS token."""
+    monkeypatch.setenv("SEMBAKO_EWARONG_OPS_URL", network.ops_url)
+    (tmp_path / "ops-token").write_text(token(network, None), encoding="utf-8")
+    (tmp_path / "pos-token-bri").write_text(token(network, "bri"), encoding="utf-8")
     built = build_counter(ShopOptions(EWARONG, TERMINAL, "127.0.0.1", network.iso_port, tmp_path, None), FixedClock(BUSINESS_START))
     try:
         assert built.het_reporter is None
