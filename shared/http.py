@@ -42,6 +42,7 @@ _DESCRIPTIONS = {
     404: "Not found",
     409: "Conflict with the current state",
     413: "Request body too large",
+    429: "Too many requests: try again after Retry-After seconds",
     503: "Service unavailable, try again",
 }
 

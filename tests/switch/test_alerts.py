@@ -32,6 +32,7 @@ from switch.alerts import AlertFacts, AlertThresholds, detect
 from switch.journal import Journal, TransactionRecord
 from switch.ops import access
 from switch.ops.app import create_ops_app
+from switch.ops.routes.het_attempts import HET_REPORTS_PER_MINUTE_MAX
 from tests.switch.test_journal import open_journal, terminal, transaction
 from tests.switch.test_ops_api import PAN_RUN
 
@@ -429,6 +430,25 @@ def test_a_bank_reports_for_its_own_ewarong_only(ops: TestClient, journal: Journ
     assert ops.post("/v1/het-attempts", json=het_report(BRI, 2)).status_code == 201
     del ops.headers["Authorization"]
     assert ops.post("/v1/het-attempts", json=het_report(BRI, 2)).status_code == 401
+
+
+def test_a_token_reporting_more_than_its_budget_a_minute_waits(ops: TestClient, journal: Journal, wall: FixedClock) -> None:
+    budget = HET_REPORTS_PER_MINUTE_MAX
+    for n in range(budget):
+        assert ops.post("/v1/het-attempts", json=het_report(qty=n + 1)).status_code == 201
+        wall.advance(timedelta(milliseconds=500))
+    flooded = ops.post("/v1/het-attempts", json=het_report())
+    assert flooded.status_code == 429
+    assert flooded.headers["Retry-After"] == "30"  # the first report (at 0 s) leaves the minute at 60 s; now is 30 s
+    assert f"more than {budget} reports within a minute" in flooded.json()["detail"]
+    other = ops.post("/v1/het-attempts", json=het_report(), headers=bearer(journal, "bni"))
+    assert other.status_code == 201  # another token has its own budget
+    wall.advance(timedelta(seconds=29))
+    assert ops.post("/v1/het-attempts", json=het_report()).status_code == 429  # 1 s short
+    wall.advance(timedelta(seconds=1))
+    assert ops.post("/v1/het-attempts", json=het_report()).status_code == 201
+    [alert] = alerts_of(ops)["alerts"]
+    assert alert["count"] == budget + 2  # nothing of the refused report was kept
 
 
 @pytest.mark.parametrize(("since", "status"), [("2026-10-01T00:00:00", 422), ("2026-10-03T13:00:00", 200), ("3 days ago", 422), ("2026-11-03T12:00:00+07:00", 200)])
