@@ -122,7 +122,7 @@ SCRIPTS: dict[str, tuple[Step, ...]] = {
     ),
     "kartu-hilang": (
         Step("Kartu yang hilang datang", ("{yohanes.kks}", "atau ketik nomor KKS", "Enter"), typed("yohanes")),
-        Step("Cek saldo kartu hilang", ("F1", "{yohanes.pin}", "ENTER"), cek("yohanes"), slip_says("41")),
+        Step("Cek saldo kartu hilang", ("F1", "123456", "ENTER"), pin_typed("123456"), slip_says("41")),  # not the owner's PIN
         Step("Kartu pengganti", ("ENTER (ambil kartu)", "{yohanes_baru.kks}", "Enter"), then(take_card(), typed("yohanes_baru"))),
         Step("Cek saldo kartu pengganti", ("F1", "{yohanes_baru.pin}", "ENTER"), cek("yohanes_baru"), balance_is(150_000)),
     ),
