@@ -54,10 +54,9 @@ def up(
     it (or Ctrl-C with --app none) stops it."""
     from sembako.up import run_network
 
-    if bank_workers > 1 and not (database_url or "").startswith("postgres"):
-        raise typer.BadParameter("above 1 needs PostgreSQL (--database-url): SQLite has one writer at a time", param_hint="--bank-workers")
-    if switch_workers > 1 and not (database_url or "").startswith("postgres"):
-        raise typer.BadParameter("above 1 needs PostgreSQL (--database-url): SQLite has one writer at a time", param_hint="--switch-workers")
+    for option, workers in (("--bank-workers", bank_workers), ("--switch-workers", switch_workers)):
+        if workers > 1 and not (database_url or "").startswith("postgres"):
+            raise typer.BadParameter("above 1 needs PostgreSQL (--database-url): SQLite has one writer at a time", param_hint=option)
     raise typer.Exit(run_network(data_dir, kpm, database_url, app=app_, bank_workers=bank_workers, switch_workers=switch_workers))
 
 

@@ -178,7 +178,8 @@ _INSERT_KEYS = insert(_keys)
 _INSERT_SAF = insert(_saf).returning(_saf.c.id)
 _INSERT_ATTEMPT = insert(_attempts)
 
-_FIND = select(*(_transactions.c[name] for name in TRANSACTION_FIELDS)).where(
+# A transaction by its key (tid, stan, day, kind); also what switch.workers waits on across processes.
+FIND_TRANSACTION = select(*(_transactions.c[name] for name in TRANSACTION_FIELDS)).where(
     _transactions.c.tid == bindparam("tid"),
     _transactions.c.stan == bindparam("stan"),
     _transactions.c.transmission_date == bindparam("day"),
@@ -285,7 +286,8 @@ def saf_cancelled():  # noqa: ANN201
     return select(_cancels.c.saf_id).where(_cancels.c.saf_id == _saf.c.id).exists()
 
 
-_PENDING_SAF = (
+# The reversals still owed to banks, oldest first (switch.workers narrows it to its leased ids).
+PENDING_SAF = (
     select(
         _saf.c.id,
         _saf.c.rrn,
@@ -433,7 +435,7 @@ class Journal:
     def find(self, tid: str, stan: str, transmission_date: date, kind: str) -> TransactionRecord | None:
         params = {"tid": tid, "stan": stan, "day": transmission_date, "kind": kind}
         with self.db.read() as conn:
-            row = conn.execute(_FIND, params).one_or_none()
+            row = conn.execute(FIND_TRANSACTION, params).one_or_none()
         return transaction_from_row(row) if row is not None else None
 
     def max_rrn(self) -> str | None:
@@ -457,7 +459,7 @@ class Journal:
         """Reversals still to deliver, oldest first: neither acknowledged by the bank nor
         cancelled by operations staff."""
         with self.db.read() as conn:
-            rows = conn.execute(_PENDING_SAF, {"limit": limit}).all()
+            rows = conn.execute(PENDING_SAF, {"limit": limit}).all()
         return [saf_entry_from_row(row, self.pan_cipher) for row in rows]
 
     def record_saf_attempt(self, saf_id: int, outcome: str, detail: str | None, at: datetime) -> None:

@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from switch.controls import blocked_terminals
 from switch.hsm import SwitchHsm, WorkingKeys
-from switch.journal import _FIND, _PENDING_SAF, Journal, SafEntry, TransactionRecord, saf_acked, saf_cancelled, saf_entry_from_row
+from switch.journal import FIND_TRANSACTION, PENDING_SAF, Journal, SafEntry, TransactionRecord, saf_acked, saf_cancelled, saf_entry_from_row
 from switch.tables import RequestClaim, RequestClaimRelease, SafClaim, SafEntryRow
 
 log = logging.getLogger("switch.workers")
@@ -57,7 +57,7 @@ _LATEST_CLAIM = (
 )
 _INSERT_CLAIM = insert(_claims).returning(_claims.c.id)
 _INSERT_RELEASE = insert(_releases)
-_ANSWERED = select(_FIND.selected_columns.rrn).where(*_FIND.whereclause.clauses)
+_ANSWERED = select(FIND_TRANSACTION.selected_columns.rrn).where(*FIND_TRANSACTION.whereclause.clauses)
 _RELEASED = select(_releases.c.claim_id).where(_releases.c.claim_id == bindparam("claim_id"))
 
 
@@ -188,7 +188,7 @@ _CLAIMABLE_SAF = (
     .with_for_update(of=_saf, skip_locked=True)
 )
 _INSERT_SAF_CLAIM = insert(_saf_claims)
-_SAF_ENTRIES = _PENDING_SAF.where(_saf.c.id.in_(bindparam("ids", expanding=True)))
+_SAF_ENTRIES = PENDING_SAF.where(_saf.c.id.in_(bindparam("ids", expanding=True)))
 
 
 class SafLeases:
