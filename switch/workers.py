@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import bindparam, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from switch.controls import blocked_terminals
@@ -55,7 +56,12 @@ _LATEST_CLAIM = (
     .order_by(_claims.c.round.desc())
     .limit(1)
 )
-_INSERT_CLAIM = insert(_claims).returning(_claims.c.id)
+_CLAIM_KEY = ("tid", "stan", "transmission_date", "kind", "round")  # uq_request_claims_key
+# One statement: the claim's id when this worker inserted the round, no row when another had.
+_INSERT_CLAIM = {
+    dialect: module.insert(_claims).on_conflict_do_nothing(index_elements=list(_CLAIM_KEY)).returning(_claims.c.id)
+    for dialect, module in (("postgresql", postgresql), ("sqlite", sqlite))
+}
 _INSERT_RELEASE = insert(_releases)
 _ANSWERED = select(FIND_TRANSACTION.selected_columns.rrn).where(*FIND_TRANSACTION.whereclause.clauses)
 _RELEASED = select(_releases.c.claim_id).where(_releases.c.claim_id == bindparam("claim_id"))
@@ -78,6 +84,7 @@ class RequestClaims:
 
     def __init__(self, journal: Journal, worker: int, now: Callable[[], datetime], stale_s: float) -> None:
         self._db = journal.db
+        self._insert = _INSERT_CLAIM[journal.db.dialect]
         self.worker = worker
         self._now = now
         self._stale = timedelta(seconds=stale_s)
@@ -89,6 +96,9 @@ class RequestClaims:
         belongs to a worker that died with the request: it is released and its RRN claimed again
         (the bank knows the request by its key and RRN, so a second send is harmless)."""
         tid, stan, day, kind = key
+        first = self._insert_round(key, 0, request_hash, rrn)  # most keys have one round: no read first
+        if first is not None:
+            return Claim(first, True, request_hash, self.worker, rrn)
         where = {"tid": tid, "stan": stan, "day": day, "kind": kind}
         for _ in range(CLAIM_TRIES):
             with self._db.read() as conn:
@@ -100,18 +110,21 @@ class RequestClaims:
                 self.release(latest.id)
                 rrn = latest.rrn
                 continue
-            row = {
-                "tid": tid, "stan": stan, "transmission_date": day, "kind": kind,
-                "round": 0 if latest is None else latest.round + 1,
-                "request_hash": request_hash, "worker": self.worker, "rrn": rrn, "at": self._now(),
-            }
-            try:
-                with self._db.begin() as conn:
-                    claim_id = conn.execute(_INSERT_CLAIM, row).scalar_one()
-            except IntegrityError:
-                continue  # another worker took this round: read its claim
-            return Claim(claim_id, True, request_hash, self.worker, rrn)
+            claim_id = self._insert_round(key, 0 if latest is None else latest.round + 1, request_hash, rrn)
+            if claim_id is not None:
+                return Claim(claim_id, True, request_hash, self.worker, rrn)
+            # another worker took this round: read its claim
         raise RuntimeError(f"no claim on {tid} STAN {stan} {kind} after {CLAIM_TRIES} rounds")
+
+    def _insert_round(self, key: tuple[str, str, date, str], round_: int, request_hash: str, rrn: str) -> int | None:
+        """The new claim's id, or None when the round is another worker's already."""
+        tid, stan, day, kind = key
+        row = {
+            "tid": tid, "stan": stan, "transmission_date": day, "kind": kind, "round": round_,
+            "request_hash": request_hash, "worker": self.worker, "rrn": rrn, "at": self._now(),
+        }  # fmt: skip
+        with self._db.begin() as conn:
+            return conn.execute(self._insert, row).scalar_one_or_none()
 
     def _answered(self, key: tuple[str, str, date, str]) -> bool:
         tid, stan, day, kind = key
