@@ -4,7 +4,6 @@ key derived from the bank's ZPK. On SQLite and PostgreSQL (the `bank` fixture), 
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 
 import pytest
@@ -85,19 +84,18 @@ def test_a_card_reported_lost_moves_to_the_hot_list(bank) -> None:  # noqa: ANN0
     assert hot_ref(bank, "normal") in listed["hot"] and id_ref(bank, "normal") not in listed["ids"]
 
 
-def test_ten_thousand_kpm_answer_well_under_a_second(tmp_path, clock) -> None:  # noqa: ANN001
+def test_ten_thousand_kpm_are_all_listed(tmp_path, clock) -> None:  # noqa: ANN001
+    """A bank of 10,000 KPM lists every active card in one answer (how fast: bench/offline_list.py)."""
     runtime = start_bank({"data_dir": tmp_path}, clock, kpm=10_000)
     try:
         with api_client(runtime) as client:
-            client.get("/health")
-            started = time.perf_counter()
             response = client.get(PATH)
-            elapsed_s = time.perf_counter() - started
     finally:
         runtime.close()
     assert response.status_code == 200
-    assert len(response.json()["ids"]) > 9_500
-    assert elapsed_s < 1.0, f"{elapsed_s:.2f} s"
+    listed = response.json()
+    assert len(listed["ids"]) > 9_500 and len(set(listed["ids"])) == len(listed["ids"])
+    assert not listed.get("truncated")
 
 
 # -- which cards, as a pure choice --------------------------------------------------------------------

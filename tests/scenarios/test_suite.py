@@ -4,7 +4,6 @@ report (its verdicts, the terminal's answer, balances and the ISO messages it ex
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from scenarios.loader import scenario_files
@@ -12,8 +11,7 @@ from scenarios.pool import run_files
 from scenarios.runner import PASS, RunOptions, ScenarioResult, StepResult, describe_exchanges
 
 SUITE = Path(__file__).parents[2] / "scenarios" / "suite"
-JOBS = 2
-SUITE_BUDGET_S = 300  # the goal is 180 s on two cores; this bound catches a suite gone slow
+JOBS = 2  # its wall time (goal: 180 s on two cores) is measured with `sembako scenario run scenarios/suite --jobs 2`
 
 
 def step_report(result: ScenarioResult, step: StepResult) -> str:
@@ -40,13 +38,10 @@ def failure_report(results: list[ScenarioResult]) -> str:
 
 def test_every_scenario_of_the_suite_passes() -> None:
     files = list(scenario_files([SUITE]))
-    started = time.monotonic()
 
     results = run_files(files, RunOptions(), jobs=JOBS)
 
-    elapsed_s = time.monotonic() - started
     assert len(results) == len(files) >= 25
     assert all(r.passed for r in results), failure_report(results)
     audited = [s for r in results for s in r.steps if s.verdicts and s.verdicts[-1].check == "audit" and s.verdicts[-1].ok]
     assert len(audited) == sum(len(r.steps) for r in results), "the money auditor ran after every step"
-    assert elapsed_s < SUITE_BUDGET_S, f"the suite took {elapsed_s:.0f} s"
