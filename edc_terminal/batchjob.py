@@ -19,7 +19,9 @@ Steps, in order; each ends only when all its messages are answered or given up:
 
 Everything that happened is in the batch store before the next message goes, so a crash at any
 point and a new job later continue safely: the switch answers repeats idempotently, and a batch
-already closed there with the same totals is answered 00 again.
+already closed there with the same totals is answered 00 again. Definite answers to advices are
+kept in memory until then (`poll`, or the step's end) and stored in one transaction: a crash in
+between only sends those advices again, and the switch answers them as before.
 """
 
 from __future__ import annotations
@@ -30,13 +32,16 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from edc_terminal.batchstore import ADVICE, ADVICES_PAGE_MAX, UPLOAD, AdviceException, BatchInfo, BatchStore
+from edc_terminal.batchstore import (
+    ADVICE, ADVICES_PAGE_MAX, UPLOAD, AdviceAnswer, AdviceException, BatchInfo, BatchStore, is_definite,
+)
 from shared import protocol
 from shared import rc as rc_table
 from shared.iso8583 import Message, response_mti
 
 DEFAULT_WINDOW = 128  # messages in flight while uploading: the link's round trip is paid once per window
 WINDOW_MAX = 256
+ANSWERS_HELD_MAX = WINDOW_MAX  # definite advice answers held before they are stored together
 # A reversal answered with one of these stays pending (as in the core).
 REVERSAL_RETRY_RCS = (rc_table.ISSUER_UNAVAILABLE, rc_table.SYSTEM_ERROR)
 
@@ -193,6 +198,7 @@ class BatchJob:
         self._advices_exhausted = False
         self._batches: deque[BatchInfo] = deque()
         self._tally = _Tally()
+        self._answers: list[AdviceAnswer] = []  # definite advice answers not stored yet
         self._result: JobResult | None = None
         self._queue.extend(_Item("reversal", m, self._reversal_timeout_ms) for m in host.pending_reversals())
         self._settle_if_idle()
@@ -217,6 +223,7 @@ class BatchJob:
 
     def poll(self, capacity: int) -> list[JobSend]:
         """Up to `capacity` messages to send now (none while a step waits for its answers)."""
+        self._store_answers()  # what the answers so far brought is stored before anything goes
         out: list[JobSend] = []
         while self._result is None and len(out) < capacity:
             item = self._next_item()
@@ -285,7 +292,13 @@ class BatchJob:
             item.kind
         ](item, rc, message)
 
+    def _store_answers(self) -> None:
+        if self._answers:
+            self._store.record_advice_answers(self._answers)
+            self._answers = []
+
     def _no_answer(self, item: _Item) -> None:
+        self._store_answers()  # in the order they came
         if item.kind == "reversal":
             self._tally.reversals_left += 1
         elif item.kind == "advice":
@@ -305,7 +318,14 @@ class BatchJob:
         self._tally.reversals_sent += 1
 
     def _on_advice(self, item: _Item, rc: str, message: Message) -> None:
-        definite = self._store.record_answer(item.txn_id or 0, ADVICE, rc, message, self._host.now())
+        if is_definite(rc):
+            self._answers.append(AdviceAnswer(item.txn_id or 0, rc, message, self._host.now()))
+            if len(self._answers) >= ANSWERS_HELD_MAX:
+                self._store_answers()
+            definite = True
+        else:
+            self._store_answers()
+            definite = self._store.record_answer(item.txn_id or 0, ADVICE, rc, message, self._host.now())
         if not definite:
             self._tally.advices_left += 1
             return
@@ -314,6 +334,7 @@ class BatchJob:
             self._tally.advices_approved += 1
 
     def _on_detail(self, item: _Item, rc: str, message: Message) -> None:
+        self._store_answers()
         self._store.record_answer(item.txn_id or 0, UPLOAD, rc, message, self._host.now())
         self._tally.details_sent += 1
         if rc != rc_table.APPROVED:
@@ -339,6 +360,8 @@ class BatchJob:
 
     def _settle_if_idle(self) -> None:
         """When a step has no message left to send or to await, go to the next one."""
+        if not self._flying:
+            self._store_answers()  # the next step reads the store (totals, exceptions)
         while self._result is None and not self._flying and not self._queue and self._step_exhausted():
             self._advance()
 

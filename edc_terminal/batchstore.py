@@ -31,7 +31,7 @@ What is kept (card numbers only sealed, with the state file's `CardSeal`; no PIN
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -99,6 +99,21 @@ HOT = "hot"
 ID = "id"
 # An advice answered with one of these (or not at all) is sent again later, unchanged.
 RETRY_RCS = (rc_table.ISSUER_UNAVAILABLE, rc_table.SYSTEM_ERROR, rc_table.FORMAT_ERROR)
+
+
+def is_definite(rc: str | None) -> bool:
+    """An answer that settles an advice or a detail upload: any RC but 91, 96 and 30."""
+    return rc is not None and rc not in RETRY_RCS
+
+
+@dataclass(frozen=True, slots=True)
+class AdviceAnswer:
+    """A definite answer to an offline advice, as `BatchStore.record_advice_answers` stores it."""
+
+    txn_id: int
+    rc: str
+    answer: Message
+    at: datetime
 ADVICES_PAGE_MAX = 1_000
 EXCEPTIONS_MAX = 1_000
 MAC_FIELDS = ("64", "128")
@@ -511,11 +526,30 @@ class BatchStore:
             query = select(func.count()).select_from(txns).where(txns.c.kind == OFFLINE, ~_definite(ADVICE))
             return int(conn.execute(query).scalar_one())
 
+    def record_advice_answers(self, answered: Sequence[AdviceAnswer]) -> None:
+        """Definite answers to advices, in one transaction (the upload stores what one round of
+        answers brought at once). As `record_answer`: an advice keeps its first definite answer."""
+        assert all(is_definite(a.rc) for a in answered), "only definite answers are stored together"
+        if not answered:
+            return
+        ids = sorted({a.txn_id for a in answered})
+        with self._db.begin() as conn:
+            settled = select(answers.c.txn_id).where(answers.c.txn_id.in_(ids), answers.c.step == ADVICE, answers.c.definite)
+            kept = set(conn.execute(settled).scalars())
+            rows = []
+            for a in answered:
+                if a.txn_id in kept:
+                    continue
+                kept.add(a.txn_id)
+                rows.append({"txn_id": a.txn_id, "step": ADVICE, "rc": a.rc, "definite": True, "answer": self._sealed(a.answer), "at": a.at})
+            if rows:
+                conn.execute(insert(answers), rows)
+
     def record_answer(self, txn_id: int, step: str, rc: str | None, answer: Message | None, at: datetime) -> bool:
         """An answer to an advice (step "advice") or a detail upload ("upload"); rc None when
         none came. Returns whether it is definite (any RC but 91, 96 and 30). An advice keeps its
         first definite answer: anything recorded for it later (a replay) is ignored."""
-        definite = rc is not None and rc not in RETRY_RCS
+        definite = is_definite(rc)
         sealed = self._sealed(answer) if answer is not None else None
         with self._db.begin() as conn:
             if step == ADVICE:

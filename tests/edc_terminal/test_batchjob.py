@@ -228,6 +228,7 @@ def test_a_crash_in_the_middle_of_an_upload_loses_no_sale_and_doubles_none(core:
         raw = switch.answer_now(send.data)
         assert raw is not None
         job.on_response(decode(raw), raw)
+    assert job.poll(32) == []  # the driver's next round: the four answers are stored, nothing more to send
     for send in sends[4:]:
         switch.answer_now(send.data)  # the switch processed them; the answers are lost with the terminal
     core.close()
@@ -239,6 +240,43 @@ def test_a_crash_in_the_middle_of_an_upload_loses_no_sale_and_doubles_none(core:
     assert result.steps[0].totals == protocol.BatchTotals(10, sum(1_000 + n for n in range(10)), 0, 0)
     assert sorted(m["11"] for m in sent(switch, "0220")) == sorted(stans + stans[4:])
     assert switch.accounts[PAN].balance == START_BALANCE - sum(1_000 + n for n in range(10))
+
+
+def test_answers_held_when_the_terminal_dies_only_send_their_advices_again(core: EdcCore, switch: FakeSwitch, tmp_path: Path) -> None:
+    """Definite answers are stored together at the driver's next round; a crash before it loses
+    them, and the restarted terminal sends those advices again: the switch answers the repeats
+    and the bank posts each sale once."""
+    stans = sell_offline(core, *[1_000 + n for n in range(10)])
+    job = job_of(core.start_settlement())
+    sends = job.poll(32)
+    for send in sends[:-1]:  # nine answers arrive and are held (the tenth is still on its way)
+        raw = switch.answer_now(send.data)
+        assert raw is not None
+        job.on_response(decode(raw), raw)
+    switch.answer_now(sends[-1].data)  # the switch processed it; the terminal dies before its answer
+    core.close()
+
+    restarted = open_core(tmp_path)
+    assert restarted.batch_summary().pending_advices == 10
+    result = settle(restarted, switch)
+    assert (result.rc, result.advices_sent, result.advices_approved) == ("00", 10, 10)
+    assert result.steps[0].totals == protocol.BatchTotals(10, sum(1_000 + n for n in range(10)), 0, 0)
+    assert sorted(m["11"] for m in sent(switch, "0220")) == sorted(stans * 2)
+    assert switch.accounts[PAN].balance == START_BALANCE - sum(1_000 + n for n in range(10))
+
+
+def test_one_round_of_answers_is_stored_in_one_transaction(core: EdcCore, switch: FakeSwitch) -> None:
+    sell_offline(core, *[1_000 + n for n in range(10)])
+    job = job_of(core.start_upload())
+    commits = []
+    record = core.batches.record_advice_answers
+    core.batches.record_advice_answers = lambda answered: (commits.append(len(answered)), record(answered))  # type: ignore[method-assign]
+    for send in job.poll(32):
+        raw = switch.answer_now(send.data)
+        job.on_response(decode(raw), raw)
+    assert job.result is not None and job.result.advices_sent == 10
+    assert commits == [10]
+    assert core.batch_summary().pending_advices == 0
 
 
 # -- over TCP: the headless driver and the CLI ----------------------------------------------------------
