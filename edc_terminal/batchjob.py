@@ -19,9 +19,11 @@ Steps, in order; each ends only when all its messages are answered or given up:
 
 Everything that happened is in the batch store before the next message goes, so a crash at any
 point and a new job later continue safely: the switch answers repeats idempotently, and a batch
-already closed there with the same totals is answered 00 again. Definite answers to advices are
-kept in memory until then (`poll`, or the step's end) and stored in one transaction: a crash in
-between only sends those advices again, and the switch answers them as before.
+already closed there with the same totals is answered 00 again. The exception: definite answers
+to advices are held in memory and stored together, `ANSWERS_HELD_MAX` at a time, or once the
+oldest has waited `ANSWERS_HELD_MS`, and always before the next step (which reads them: totals,
+exceptions). A crash meanwhile only sends those advices again, and the switch answers the
+repeats as before: the bank posts each advice once.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from __future__ import annotations
 import enum
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from edc_terminal.batchstore import (
@@ -41,7 +43,8 @@ from shared.iso8583 import Message, response_mti
 
 DEFAULT_WINDOW = 128  # messages in flight while uploading: the link's round trip is paid once per window
 WINDOW_MAX = 256
-ANSWERS_HELD_MAX = WINDOW_MAX  # definite advice answers held before they are stored together
+ANSWERS_HELD_MAX = 64  # definite advice answers stored together (one commit)...
+ANSWERS_HELD_MS = 1_000  # ...or once the oldest of them has waited this long
 # A reversal answered with one of these stays pending (as in the core).
 REVERSAL_RETRY_RCS = (rc_table.ISSUER_UNAVAILABLE, rc_table.SYSTEM_ERROR)
 
@@ -223,7 +226,8 @@ class BatchJob:
 
     def poll(self, capacity: int) -> list[JobSend]:
         """Up to `capacity` messages to send now (none while a step waits for its answers)."""
-        self._store_answers()  # what the answers so far brought is stored before anything goes
+        if self._answers and self._host.now() - self._answers[0].at >= timedelta(milliseconds=ANSWERS_HELD_MS):
+            self._store_answers()
         out: list[JobSend] = []
         while self._result is None and len(out) < capacity:
             item = self._next_item()

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from edc_terminal.batchjob import BatchJob, JobResult
+from edc_terminal.batchjob import ANSWERS_HELD_MAX, ANSWERS_HELD_MS, WINDOW_MAX, BatchJob, JobResult
 from edc_terminal.cli import edc_app
 from edc_terminal.core import CoreConfig, EdcCore, Reject, State
 from edc_terminal.headless import run
@@ -227,33 +227,9 @@ def test_a_crash_in_the_middle_of_an_upload_loses_no_sale_and_doubles_none(core:
     for send in sends[:4]:  # four answers arrive, then the terminal dies with six in flight
         raw = switch.answer_now(send.data)
         assert raw is not None
-        job.on_response(decode(raw), raw)
-    assert job.poll(32) == []  # the driver's next round: the four answers are stored, nothing more to send
+        job.on_response(decode(raw), raw)  # held in memory, not stored yet
     for send in sends[4:]:
         switch.answer_now(send.data)  # the switch processed them; the answers are lost with the terminal
-    core.close()
-
-    restarted = open_core(tmp_path)
-    assert restarted.batch_summary().pending_advices == 6
-    result = settle(restarted, switch)
-    assert (result.rc, result.advices_sent, result.advices_approved) == ("00", 6, 6)
-    assert result.steps[0].totals == protocol.BatchTotals(10, sum(1_000 + n for n in range(10)), 0, 0)
-    assert sorted(m["11"] for m in sent(switch, "0220")) == sorted(stans + stans[4:])
-    assert switch.accounts[PAN].balance == START_BALANCE - sum(1_000 + n for n in range(10))
-
-
-def test_answers_held_when_the_terminal_dies_only_send_their_advices_again(core: EdcCore, switch: FakeSwitch, tmp_path: Path) -> None:
-    """Definite answers are stored together at the driver's next round; a crash before it loses
-    them, and the restarted terminal sends those advices again: the switch answers the repeats
-    and the bank posts each sale once."""
-    stans = sell_offline(core, *[1_000 + n for n in range(10)])
-    job = job_of(core.start_settlement())
-    sends = job.poll(32)
-    for send in sends[:-1]:  # nine answers arrive and are held (the tenth is still on its way)
-        raw = switch.answer_now(send.data)
-        assert raw is not None
-        job.on_response(decode(raw), raw)
-    switch.answer_now(sends[-1].data)  # the switch processed it; the terminal dies before its answer
     core.close()
 
     restarted = open_core(tmp_path)
@@ -261,22 +237,53 @@ def test_answers_held_when_the_terminal_dies_only_send_their_advices_again(core:
     result = settle(restarted, switch)
     assert (result.rc, result.advices_sent, result.advices_approved) == ("00", 10, 10)
     assert result.steps[0].totals == protocol.BatchTotals(10, sum(1_000 + n for n in range(10)), 0, 0)
-    assert sorted(m["11"] for m in sent(switch, "0220")) == sorted(stans * 2)
-    assert switch.accounts[PAN].balance == START_BALANCE - sum(1_000 + n for n in range(10))
+    assert sorted(m["11"] for m in sent(switch, "0220")) == sorted(stans * 2)  # every one sent again...
+    assert switch.accounts[PAN].balance == START_BALANCE - sum(1_000 + n for n in range(10))  # ...and posted once
 
 
-def test_one_round_of_answers_is_stored_in_one_transaction(core: EdcCore, switch: FakeSwitch) -> None:
-    sell_offline(core, *[1_000 + n for n in range(10)])
-    job = job_of(core.start_upload())
-    commits = []
+def counted_commits(core: EdcCore) -> list[int]:
+    """The size of each group of advice answers the core's batch store commits, from now on."""
+    commits: list[int] = []
     record = core.batches.record_advice_answers
     core.batches.record_advice_answers = lambda answered: (commits.append(len(answered)), record(answered))  # type: ignore[method-assign]
-    for send in job.poll(32):
+    return commits
+
+
+def answer_all(job: BatchJob, switch: FakeSwitch, sends: list) -> None:  # noqa: ANN001
+    for send in sends:
         raw = switch.answer_now(send.data)
         job.on_response(decode(raw), raw)
-    assert job.result is not None and job.result.advices_sent == 10
-    assert commits == [10]
+
+
+def test_answers_are_stored_a_group_at_a_time_and_all_before_the_step_ends(core: EdcCore, switch: FakeSwitch) -> None:
+    sell_offline(core, *[1_000 + n for n in range(ANSWERS_HELD_MAX + 6)])
+    job = job_of(core.start_upload())
+    commits = counted_commits(core)
+    sends = job.poll(WINDOW_MAX)
+    answer_all(job, switch, sends[:ANSWERS_HELD_MAX])
+    assert commits == [ANSWERS_HELD_MAX] and core.batch_summary().pending_advices == 6
+    answer_all(job, switch, sends[ANSWERS_HELD_MAX:])
+    assert commits == [ANSWERS_HELD_MAX, 6]  # the last answer ends the step: the rest is stored with it
+    assert job.result is not None and job.result.advices_sent == ANSWERS_HELD_MAX + 6
     assert core.batch_summary().pending_advices == 0
+
+
+def test_answers_held_too_long_are_stored_at_the_next_round(tmp_path: Path, switch: FakeSwitch) -> None:
+    clock = FixedClock(NOW)
+    store = TerminalStore(tmp_path, TID)
+    edc = EdcCore.for_demo_terminal(TID, store.load(), store, clock, CoreConfig.uniform(300, card_list=True))
+    assert drive_sync(edc, edc.sign_on(), switch).approved
+    edc.finish()
+    sell_offline(edc, 1_000, 2_000, 3_000)
+    job = job_of(edc.start_upload())
+    commits = counted_commits(edc)
+    sends = job.poll(WINDOW_MAX)
+    answer_all(job, switch, sends[:2])
+    clock.advance(timedelta(milliseconds=ANSWERS_HELD_MS - 1))
+    assert job.poll(WINDOW_MAX) == [] and commits == []
+    clock.advance(timedelta(milliseconds=1))
+    assert job.poll(WINDOW_MAX) == [] and commits == [2]
+    assert edc.batch_summary().pending_advices == 1
 
 
 # -- over TCP: the headless driver and the CLI ----------------------------------------------------------
