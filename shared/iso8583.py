@@ -185,9 +185,12 @@ def response_mti(mti: str) -> str:
 # -- MAC (ISO 9797-1 algorithm 3, "retail MAC", under a double-length TDES key) ------------
 
 
+_SECONDARY_FIELDS = frozenset(str(n) for n in range(65, 128))
+
+
 def mac_field(doc: Message) -> str:
     """Field 128 when the secondary bitmap is in use (any field above 64), else 64."""
-    return "128" if any(key.isdigit() and 64 < int(key) < 128 for key in doc) else "64"
+    return "64" if _SECONDARY_FIELDS.isdisjoint(doc) else "128"
 
 
 def _mac_of(key: bytes, data: bytes) -> bytes:

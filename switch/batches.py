@@ -19,12 +19,14 @@ journalled with a bank answer, the core forwards it to the bank as the advice (s
 
 The decisions are pure functions (`decide_settlement`, `upload_refusal`); `Batches` reads and
 appends the journal off the event loop and takes one lock per terminal, so two settlements of
-one terminal never decide on the same state.
+one terminal never decide on the same state. Lookups of single transactions (`journalled`) asked
+for while one is out are answered together by the next query (`JournalLookups`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -36,7 +38,7 @@ from shared.cards import mask_pan
 from shared.iso8583 import Message, MessageError
 from shared.protocol import BatchTotals
 
-from switch.journal import Journal, SettlementRecord, TransactionRecord, UploadRecord
+from switch.journal import Journal, SettlementRecord, TransactionKey, TransactionRecord, UploadRecord
 from switch.tables import UPLOADED_MTIS
 
 log = logging.getLogger("switch.batches")
@@ -50,6 +52,7 @@ UPLOAD_NEEDS = {iso8583.ADVICE: ("12", "13"), iso8583.REVERSAL: ("90",)}
 _NOT_ADVICE_FIELDS = ("62", "37", "39", "90", "64", "128")
 CATCH_UP_TIMEOUT_MS = 3_000
 CATCH_UP_POLL_MS = 10
+LOOKUP_KEYS_MAX = 256  # transaction keys one journal query looks up
 
 
 # -- reading the messages -----------------------------------------------------------------------
@@ -181,6 +184,55 @@ def settlement_fields(verdict: Verdict) -> dict[str, str]:
 # -- the journal side ---------------------------------------------------------------------------
 
 
+class JournalLookups:
+    """Journal lookups of transactions by key, coalesced: the lookups asked for while a query is
+    out wait for the next query, which answers up to LOOKUP_KEYS_MAX keys at once. An upload of
+    many advices then costs one query and one thread hop per round of them, not one per advice.
+    A lookup asked for after a row was committed always sees it (the query starts later)."""
+
+    def __init__(self, journal: Journal, keys_max: int = LOOKUP_KEYS_MAX) -> None:
+        assert keys_max >= 1
+        self.journal = journal
+        self.keys_max = keys_max
+        self.queries = 0  # how many queries answered the lookups so far
+        self._waiting: dict[TransactionKey, list[asyncio.Future]] = {}  # bounded by requests in flight
+        self._task: asyncio.Task | None = None
+
+    async def find(self, key: TransactionKey) -> TransactionRecord | None:
+        future: asyncio.Future[TransactionRecord | None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(key, []).append(future)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+        return await future
+
+    async def _run(self) -> None:
+        while self._waiting:
+            keys = list(itertools.islice(self._waiting, self.keys_max))
+            waiting = [self._waiting.pop(key) for key in keys]
+            try:
+                found = await asyncio.to_thread(self.journal.find_many, keys)
+            except BaseException as exc:  # each waiting lookup fails as its own query would have
+                for future in itertools.chain.from_iterable(waiting):
+                    _settle(future, exc=exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            finally:
+                self.queries += 1
+            for key, futures in zip(keys, waiting, strict=True):
+                for future in futures:
+                    _settle(future, found.get(key))
+
+
+def _settle(future: asyncio.Future, result: object = None, exc: BaseException | None = None) -> None:
+    if future.done():  # its caller gave up waiting (cancelled)
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
+
+
 class Batches:
     """Settlement and upload decisions on the journal, one terminal at a time.
 
@@ -199,6 +251,7 @@ class Batches:
         self.catch_up_timeout_ms = catch_up_timeout_ms
         self._monotonic = monotonic
         self._locks: dict[str, asyncio.Lock] = {}  # one per known terminal: bounded
+        self.lookups = JournalLookups(journal)
 
     def _lock(self, tid: str) -> asyncio.Lock:
         return self._locks.setdefault(tid, asyncio.Lock())
@@ -209,7 +262,7 @@ class Batches:
         if key is None:
             return True
         deadline = self._monotonic() + self.catch_up_timeout_ms / 1000
-        while await asyncio.to_thread(self.journal.find, *key) is None:
+        while await self.lookups.find(key) is None:
             if self._monotonic() >= deadline:
                 log.warning("journal behind: %s stan %s not written within %d ms; summing what is there", key[0], key[1], self.catch_up_timeout_ms)
                 return False
@@ -252,4 +305,4 @@ class Batches:
 
     async def journalled(self, tid: str, stan: str, day: date, kind: str) -> TransactionRecord | None:
         """The transaction of `kind` journalled under (tid, STAN, date), None when there is none."""
-        return await asyncio.to_thread(self.journal.find, tid, stan, day, kind)
+        return await self.lookups.find((tid, stan, day, kind))

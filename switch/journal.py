@@ -19,7 +19,7 @@ from datetime import date, datetime
 
 import orjson
 import psycopg
-from sqlalchemy import Connection, Row, Select, bindparam, func, insert, select
+from sqlalchemy import Connection, Row, Select, bindparam, func, insert, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -186,6 +186,11 @@ FIND_TRANSACTION = select(*(_transactions.c[name] for name in TRANSACTION_FIELDS
     _transactions.c.kind == bindparam("kind"),
 )
 _MAX_RRN = select(func.max(_transactions.c.rrn))
+TransactionKey = tuple[str, str, date, str]  # (tid, stan, transmission_date, kind): unique
+_KEY_COLUMNS = tuple_(_transactions.c.tid, _transactions.c.stan, _transactions.c.transmission_date, _transactions.c.kind)
+_FIND_TRANSACTIONS = select(*(_transactions.c[name] for name in TRANSACTION_FIELDS)).where(
+    _KEY_COLUMNS.in_(bindparam("keys", expanding=True))
+)
 
 # -- batches: the totals settlement compares (the definitions of switch/ops/routes/settlement.py,
 # per terminal and batch instead of per bank and day) ----------------------------------------------
@@ -437,6 +442,16 @@ class Journal:
         with self.db.read() as conn:
             row = conn.execute(FIND_TRANSACTION, params).one_or_none()
         return transaction_from_row(row) if row is not None else None
+
+    def find_many(self, keys: Collection[TransactionKey]) -> dict[TransactionKey, TransactionRecord]:
+        """The transactions journalled under `keys` (tid, stan, date, kind), in one query; a key
+        with none is absent from the answer."""
+        if not keys:
+            return {}
+        with self.db.read() as conn:
+            rows = conn.execute(_FIND_TRANSACTIONS, {"keys": list(keys)}).all()
+        found = (transaction_from_row(row) for row in rows)
+        return {(t.tid, t.stan, t.transmission_date, t.kind): t for t in found}
 
     def max_rrn(self) -> str | None:
         """The highest RRN journalled so far (RRNs are zero-padded digits), None when empty."""

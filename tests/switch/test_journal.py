@@ -140,6 +140,29 @@ def test_a_reversal_comes_back_exactly_as_journalled(journal: Journal) -> None:
     assert [d for d, _ in messages_of(journal, "000000000042")] == ["terminal_in", "bank_out", "bank_in", "terminal_out"]
 
 
+def test_many_transactions_are_found_by_their_keys_in_one_query(journal: Journal) -> None:
+    """Each key finds exactly its row; a key that differs in any part (kind, date, STAN,
+    terminal) finds nothing and is absent from the answer."""
+    purchase = transaction("000000000051", "000051")
+    advice = transaction("000000000052", "000052", "advice")
+    elsewhere = transaction("000000000053", "000051", tid="BNI00002", mid="EWBNI0000000002")
+    journal.record([purchase, advice, elsewhere], [])
+    keys = [
+        ("BNI00001", "000051", DAY, "purchase"),
+        ("BNI00001", "000052", DAY, "advice"),
+        ("BNI00002", "000051", DAY, "purchase"),
+        ("BNI00001", "000051", DAY, "reversal"),
+        ("BNI00001", "000052", DAY + timedelta(days=1), "advice"),
+        ("BNI00001", "000099", DAY, "purchase"),
+        ("BNI00003", "000051", DAY, "purchase"),
+    ]
+
+    found = journal.find_many(keys)
+
+    assert found == {keys[0]: purchase, keys[1]: advice, keys[2]: elsewhere}
+    assert journal.find_many([]) == {}
+
+
 def test_a_refused_request_without_bank_or_balance_round_trips(journal: Journal) -> None:
     refused = transaction(
         "000000000007", "000007", pan="1234567890123", bank_code=None, rc="14",
