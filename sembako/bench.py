@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import json
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -27,6 +28,7 @@ from shared.keys import demo_terminal_master_key_hex
 bench_app = typer.Typer(help="Load the running network (loopback only) and print figures.", no_args_is_help=True)
 
 REPLY_TIMEOUT_S = 10.0
+SWEEP_S = 0.25  # how often a connection answers None to requests past their deadline
 AMOUNT_IDR = 1_000
 
 
@@ -81,12 +83,14 @@ class Connection:
         self._stans = itertools.count(first_stan)
         self.last_stan = first_stan
         self._waiting: dict[str, asyncio.Future] = {}
+        self._deadlines: deque[tuple[float, str, asyncio.Future]] = deque()  # emptied up to the oldest unanswered each sweep
         self.tak = b""
         self.tpk = b""
 
     async def open(self, host: str, port: int) -> None:
         self.reader, self.writer = await asyncio.wait_for(asyncio.open_connection(host, port), REPLY_TIMEOUT_S)
         self._reading = asyncio.create_task(self._read_loop())
+        self._sweeping = asyncio.create_task(self._sweep_loop())
 
     def next_stan(self) -> str:
         self.last_stan = next(self._stans) % 1_000_000 or next(self._stans)
@@ -106,17 +110,29 @@ class Connection:
                     waiter.set_result(None)
 
     async def request(self, doc: dict, mac: bool = True, mac_key: bytes | None = None) -> dict | None:
-        """Send `doc` (MACed under the TAK, or under `mac_key`, or not at all) and await its answer."""
+        """Send `doc` (MACed under the TAK, or under `mac_key`, or not at all) and await its answer
+        (None when none came within REPLY_TIMEOUT_S)."""
         key = mac_key or (self.tak if mac else None)
         message = iso8583.encode_with_mac(doc, key) if key else iso8583.encode(doc)
         waiter = asyncio.get_running_loop().create_future()
-        self._waiting[str(doc["11"])] = waiter
+        stan = str(doc["11"])
+        self._waiting[stan] = waiter
+        self._deadlines.append((time.monotonic() + REPLY_TIMEOUT_S, stan, waiter))
         self.writer.write(iso8583.frame(iso8583.Tpdu(1, 0), message))
-        try:
-            return await asyncio.wait_for(waiter, REPLY_TIMEOUT_S)
-        except TimeoutError:
-            self._waiting.pop(str(doc["11"]), None)
-            return None
+        return await waiter
+
+    async def _sweep_loop(self) -> None:
+        """Answer None to each request past its deadline: one timer per connection, not one per
+        request (the deadlines come in the order the requests went)."""
+        while True:
+            await asyncio.sleep(SWEEP_S)
+            now = time.monotonic()
+            while self._deadlines and (self._deadlines[0][2].done() or self._deadlines[0][0] <= now):
+                _, stan, waiter = self._deadlines.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)
+                    if self._waiting.get(stan) is waiter:
+                        del self._waiting[stan]
 
     async def sign_on(self) -> None:
         now = self.clock.now()
@@ -133,6 +149,7 @@ class Connection:
 
     async def close(self) -> None:
         self._reading.cancel()
+        self._sweeping.cancel()
         self.writer.close()
 
 

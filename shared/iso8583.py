@@ -108,14 +108,17 @@ async def read_frame(
     the frame must arrive within `frame_timeout_ms` (default: `timeout_ms`), else
     FrameTimeoutError. A frame whose length is out of bounds is read and dropped (so the stream
     stays in step) and reported as FrameError."""
-    async with asyncio.timeout(timeout_ms / 1000):
-        first = await reader.readexactly(1)
+    first = b""
     try:
-        async with asyncio.timeout((frame_timeout_ms or timeout_ms) / 1000):
+        async with asyncio.timeout(timeout_ms / 1000) as deadline:  # one timer per frame, moved once
+            first = await reader.readexactly(1)
+            deadline.reschedule(asyncio.get_running_loop().time() + (frame_timeout_ms or timeout_ms) / 1000)
             header = first + await reader.readexactly(LENGTH_BYTES - 1)
             (length,) = struct.unpack(">H", header)
             body = await reader.readexactly(length)  # at most 65,535 bytes: the length is 2 bytes
     except TimeoutError:
+        if not first:
+            raise  # idle: no frame started
         raise FrameTimeoutError(f"frame not complete within {frame_timeout_ms or timeout_ms} ms") from None
     if not TPDU_BYTES <= length <= frame_bytes_max:
         raise FrameError(f"frame length {length} outside [{TPDU_BYTES}, {frame_bytes_max}]: dropped")

@@ -21,6 +21,10 @@ from switch.core import SwitchCore
 
 log = logging.getLogger("switch.server")
 
+# Answers queued to a terminal beyond which an answer waits (at most the frame timeout) for the
+# terminal to read: below it, writing costs no wait (the transport sends what it can at once).
+DRAIN_BYTES = 16 * 1024
+
 
 class IsoServer:
     def __init__(
@@ -99,10 +103,9 @@ class IsoServer:
         me = asyncio.current_task()
         self._clients.add(me)
         slots = asyncio.Semaphore(self._inflight_max)
-        write_lock = asyncio.Lock()
         tasks: set[asyncio.Task] = set()
         try:
-            await self._read_loop(reader, writer, slots, write_lock, tasks, source)
+            await self._read_loop(reader, writer, slots, tasks, source)
         except asyncio.CancelledError:
             pass  # the server is stopping: this connection task ends here, quietly
         except Exception:  # noqa: BLE001 - a fault on one connection must not reach the listener
@@ -116,7 +119,7 @@ class IsoServer:
             self._clients.discard(me)
             writer.close()
 
-    async def _read_loop(self, reader, writer, slots, write_lock, tasks, source: str) -> None:  # noqa: ANN001
+    async def _read_loop(self, reader, writer, slots, tasks, source: str) -> None:  # noqa: ANN001
         while True:
             try:
                 body = await iso8583.read_frame(reader, self._idle_timeout_ms, self._frame_bytes_max, self._frame_timeout_ms)
@@ -131,17 +134,17 @@ class IsoServer:
                 return  # end of stream, reset, or idle between frames: close quietly
             self.frames += 1
             await slots.acquire()  # bounded: each answer task ends within the bank timeout
-            task = asyncio.create_task(self._answer(body, writer, write_lock, slots))
+            task = asyncio.create_task(self._answer(body, writer, slots))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
 
-    async def _answer(self, body: bytes, writer: asyncio.StreamWriter, write_lock: asyncio.Lock, slots: asyncio.Semaphore) -> None:
+    async def _answer(self, body: bytes, writer: asyncio.StreamWriter, slots: asyncio.Semaphore) -> None:
         try:
             answer = await self.core.handle(body)
             if answer is None:
                 return
-            async with write_lock:
-                writer.write(_framed(answer))
+            writer.write(_framed(answer))  # whole frames: one write each, never interleaved
+            if writer.transport.get_write_buffer_size() > DRAIN_BYTES:  # the terminal reads slowly
                 await asyncio.wait_for(writer.drain(), timeout=self._frame_timeout_ms / 1000)
         except ConnectionError:
             pass  # the terminal went away; it will repeat or reverse
