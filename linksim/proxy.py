@@ -445,31 +445,45 @@ class _Connection:
             proxy._count("duplicated", lane.direction, plan.copies - 1)
 
     async def _write(self, direction: str) -> None:
+        """Deliver each queued frame at its due time; frames already due by then go in the same
+        write (one system call), as a link hands over whatever has arrived."""
         lane = self.lanes[direction]
         loop = asyncio.get_running_loop()
+        held: _Queued | None = None
         try:
             while True:
-                item = await self._next(lane)
+                # Bounded: the reader's idle timeout closes the connection, which cancels this task.
+                item = held or await lane.queue.get()
                 if item is None or lane.writer.is_closing():
                     break
                 delay_s = item.due - loop.time()
                 if delay_s > 0:
                     await asyncio.sleep(delay_s)
-                lane.writer.write(item.data)
+                frames, held, ended = self._take_due(lane, item, loop.time())
+                lane.writer.write(frames[0] if len(frames) == 1 else b"".join(frames))
                 if lane.writer.transport.get_write_buffer_size() > DRAIN_BYTES:  # the peer reads slowly
                     async with asyncio.timeout(WRITE_TIMEOUT_MS / 1000):
                         await lane.writer.drain()
-                self.proxy._count("forwarded", direction)
+                self.proxy._count("forwarded", direction, len(frames))
+                if ended:
+                    break
         except (ConnectionError, TimeoutError):
             pass
         self.close()
 
     @staticmethod
-    async def _next(lane: _Lane) -> _Queued | None:
-        """The next queued item: at once when there is one, else within the idle timeout."""
-        try:
-            return lane.queue.get_nowait()
-        except asyncio.QueueEmpty:
-            async with asyncio.timeout(IDLE_TIMEOUT_MS / 1000):
-                return await lane.queue.get()
+    def _take_due(lane: _Lane, first: _Queued, now: float) -> tuple[list[bytes], _Queued | None, bool]:
+        """`first` and the queued frames due by `now` behind it; the next frame, when it is not
+        due yet (held for its time); and whether the end of the stream came after them."""
+        frames = [first.data]
+        while True:
+            try:
+                item = lane.queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return frames, None, False
+            if item is None:
+                return frames, None, True
+            if item.due > now:
+                return frames, item, False
+            frames.append(item.data)
 
