@@ -127,6 +127,21 @@ async def test_delay_next_holds_one_frame_and_keeps_the_order(echo: EchoUpstream
         await client.close()
 
 
+async def test_a_burst_held_behind_a_delayed_frame_arrives_whole_in_order_and_counted(echo: EchoUpstream) -> None:
+    """Frames due together leave in one write: the upstream still reads each one whole."""
+    async with proxy_for(echo) as proxy:
+        client = await Client.connect(proxy.port)
+        proxy.delay_next(TO_SWITCH, 100)
+        for n in range(40):  # 39 frames queue behind the delayed first, all due at once
+            await client.send(n)
+        answers = [await client.receive() for _ in range(40)]
+        await client.close()
+        counters = proxy.counters
+    assert answers == [message(n) for n in range(40)]
+    assert [body[5:] for body in echo.received] == [message(n) for n in range(40)]
+    assert counters.forwarded == {TO_SWITCH: 40, TO_TERMINAL: 40}
+
+
 async def test_forgotten_steers_touch_no_frame(echo: EchoUpstream) -> None:
     async with proxy_for(echo) as proxy:
         client = await Client.connect(proxy.port)
