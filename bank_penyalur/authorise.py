@@ -6,7 +6,7 @@ functions what to do, and persists the changes they return. Declines are respons
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from shared import rc
@@ -55,6 +55,21 @@ class Policy:
     pin_tries_max: int = 3
     offline_limit_idr: int = 150_000
     advice_max_age_days: int = 90
+
+
+def card_after(card: CardState, decision: Decision) -> CardState:
+    """The card's state once `decision` is stored: what a later request in the same transaction
+    would read back (the debit taken, the PIN try counted or cleared)."""
+    pin_fails = card.pin_fails
+    if decision.pin_event == PIN_FAIL:
+        pin_fails += 1
+    elif decision.pin_event == PIN_CLEAR:
+        pin_fails = 0
+    balance_idr = card.balance_idr
+    if decision.transfer is not None:
+        assert decision.transfer.debit_account_id == card.emoney_account_id
+        balance_idr -= decision.transfer.amount_idr
+    return replace(card, pin_fails=pin_fails, balance_idr=balance_idr)
 
 
 def card_rc(card: CardState | None) -> str | None:

@@ -126,7 +126,7 @@ class AuthorisationBatcher:
 
     def _answer_together(self, items: list[_Item]) -> list[AuthorisationPublic]:
         with self._authoriser.db.begin() as conn:
-            return [self._authoriser.answer_in(conn, item.op, item.request) for item in items]
+            return self._authoriser.answer_many(conn, [(item.op, item.request) for item in items])
 
     def _answer_alone(self, items: list[_Item]) -> None:
         for item in items:

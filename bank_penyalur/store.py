@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Connection, Row, bindparam, func, insert, or_, select
+from sqlalchemy import Connection, Row, bindparam, func, insert, or_, select, tuple_
 from sqlalchemy.orm import aliased
 
 from shared.compiled import PerDialect
@@ -42,12 +42,25 @@ _FIND_REQUEST = select(_requests).where(
 
 
 _FIND_REQUEST_FAST = PerDialect(_FIND_REQUEST)
+RequestKey = tuple[str, str, str, date]  # (op, terminal id, STAN, transmission date)
 
 
 def find_request(conn: Connection, op: str, terminal_id: str, stan: str, day: date) -> tuple | None:
     """The stored request under this key, as a row with the columns of `auth_requests`."""
     params = {"terminal_id": terminal_id, "stan": stan, "day": day, "op": op}
     return _FIND_REQUEST_FAST.on(conn).one_or_none(conn, params)
+
+
+_KEY_COLUMNS = (_requests.c.op, _requests.c.terminal_id, _requests.c.stan, _requests.c.transmission_date)
+_FIND_REQUESTS = select(_requests).where(tuple_(*_KEY_COLUMNS).in_(bindparam("keys", expanding=True)))
+
+
+def find_requests(conn: Connection, keys: list[RequestKey]) -> dict[RequestKey, Row]:
+    """The stored requests under any of these keys, in one query, by key."""
+    if not keys:
+        return {}
+    rows = conn.execute(_FIND_REQUESTS, {"keys": keys}).all()
+    return {(row.op, row.terminal_id, row.stan, row.transmission_date): row for row in rows}
 
 
 # Cards are found by their PAN reference (the keyed hash from `Hsm.pan_ref`), never by the PAN.
@@ -62,6 +75,21 @@ def lock_kpm_of_card(conn: Connection, card_ref: str | int) -> None:
     the card by PAN reference (text) or card id (int)."""
     statement = _LOCK_BY_PAN_REF_FAST if isinstance(card_ref, str) else _LOCK_BY_CARD_FAST
     statement.on(conn).run(conn, {"ref": card_ref})
+
+
+_LOCK_BY_PAN_REFS = (
+    select(Kpm.id)
+    .join(Card, Card.kpm_id == Kpm.id)
+    .where(Card.pan_ref.in_(bindparam("refs", expanding=True)))
+    .order_by(Kpm.id)  # two writers locking overlapping sets take them in one order: no deadlock
+    .with_for_update(of=Kpm)
+)
+
+
+def lock_kpms_of_cards(conn: Connection, pan_refs: list[str]) -> None:
+    """`lock_kpm_of_card` for many cards at once (PostgreSQL)."""
+    if pan_refs:
+        conn.execute(_LOCK_BY_PAN_REFS, {"refs": pan_refs}).all()
 
 
 def latest_card_status():  # noqa: ANN201
@@ -124,12 +152,27 @@ _CARD_STATE_BY_PAN_REF_FAST = PerDialect(_CARD_STATE_BY_PAN_REF)
 _CARD_STATE_BY_ID_FAST = PerDialect(_CARD_STATE_BY_ID)
 
 
+_CARD_STATES_BY_PAN_REFS = _card_state_query().add_columns(Card.pan_ref).where(
+    Card.pan_ref.in_(bindparam("refs", expanding=True))
+)
+
+
 def card_state(conn: Connection, card_ref: str | int) -> CardState | None:
     """The card's state by PAN reference (text) or card id (int); None when there is no such card."""
     statement = _CARD_STATE_BY_PAN_REF_FAST if isinstance(card_ref, str) else _CARD_STATE_BY_ID_FAST
     row = statement.on(conn).one_or_none(conn, {"ref": card_ref})
-    if row is None:
-        return None
+    return None if row is None else _card_state(row)
+
+
+def card_states(conn: Connection, pan_refs: list[str]) -> dict[str, CardState]:
+    """The states of the cards with these PAN references, in one query; unknown ones are absent."""
+    if not pan_refs:
+        return {}
+    rows = conn.execute(_CARD_STATES_BY_PAN_REFS, {"refs": pan_refs}).all()
+    return {row.pan_ref: _card_state(row) for row in rows}
+
+
+def _card_state(row) -> CardState:  # noqa: ANN001 - a row of `_card_state_query`
     return CardState(
         card_id=row.id,
         kpm_id=row.kpm_id,
@@ -153,8 +196,11 @@ _TRANSFER_COLUMNS = ("debit_account_id", "credit_account_id", "amount_idr", "kin
 _APPEND_TRANSFER = PerDialect(insert(Transfer).returning(Transfer.id), column_keys=_TRANSFER_COLUMNS)
 
 
-def append_transfer(conn: Connection, transfer: NewTransfer, now: datetime) -> int:
-    params = {
+_APPEND_TRANSFERS = insert(Transfer).returning(Transfer.id, sort_by_parameter_order=True)
+
+
+def _transfer_row(transfer: NewTransfer, now: datetime) -> dict:
+    return {
         "debit_account_id": transfer.debit_account_id,
         "credit_account_id": transfer.credit_account_id,
         "amount_idr": transfer.amount_idr,
@@ -163,9 +209,22 @@ def append_transfer(conn: Connection, transfer: NewTransfer, now: datetime) -> i
         "reverses_id": transfer.reverses_id,
         "created_at": now,
     }
-    transfer_id = _APPEND_TRANSFER.on(conn).scalar(conn, params)
+
+
+def append_transfer(conn: Connection, transfer: NewTransfer, now: datetime) -> int:
+    transfer_id = _APPEND_TRANSFER.on(conn).scalar(conn, _transfer_row(transfer, now))
     assert transfer_id is not None
     return transfer_id
+
+
+def append_transfers(conn: Connection, transfers: list[NewTransfer], now: datetime) -> list[int]:
+    """Append many transfers in one statement; their ids, in the order given."""
+    if not transfers:
+        return []
+    rows = [_transfer_row(transfer, now) for transfer in transfers]
+    ids = list(conn.execute(_APPEND_TRANSFERS, rows).scalars())
+    assert len(ids) == len(transfers) and all(ids), ids
+    return ids
 
 
 _APPEND_PIN_EVENT = PerDialect(insert(PinEvent), column_keys=("card_id", "kind", "pvv", "actor", "at"))
@@ -178,6 +237,13 @@ def append_pin_event(
     _APPEND_PIN_EVENT.on(conn).run(conn, params)
 
 
+def append_pin_events(conn: Connection, events: list[tuple[int, str]], now: datetime, actor: str) -> None:
+    """Append many (card id, kind) PIN events in one statement."""
+    if events:
+        rows = [{"card_id": card_id, "kind": kind, "pvv": None, "actor": actor, "at": now} for card_id, kind in events]
+        conn.execute(insert(PinEvent), rows)
+
+
 REQUEST_COLUMNS = tuple(c.name for c in _requests.columns if c.name != "id")
 _APPEND_REQUEST = PerDialect(insert(AuthRequest), column_keys=REQUEST_COLUMNS)
 
@@ -185,9 +251,18 @@ _APPEND_REQUEST = PerDialect(insert(AuthRequest), column_keys=REQUEST_COLUMNS)
 _REQUEST_DEFAULTS = {"exception": False}
 
 
+def _request_row(values: dict) -> dict:
+    return {name: values.get(name, _REQUEST_DEFAULTS.get(name)) for name in REQUEST_COLUMNS}
+
+
 def append_request(conn: Connection, values: dict) -> None:
-    row = {name: values.get(name, _REQUEST_DEFAULTS.get(name)) for name in REQUEST_COLUMNS}
-    _APPEND_REQUEST.on(conn).run(conn, row)
+    _APPEND_REQUEST.on(conn).run(conn, _request_row(values))
+
+
+def append_requests(conn: Connection, many: list[dict]) -> None:
+    """Append many request records in one statement."""
+    if many:
+        conn.execute(insert(AuthRequest), [_request_row(values) for values in many])
 
 
 _TRANSFER_BY_ID = select(Transfer.__table__).where(Transfer.id == bindparam("id"))

@@ -52,15 +52,15 @@ def test_wrong_pins_in_one_batch_still_count_one_by_one(bank, batcher) -> None: 
 
 def test_a_request_that_fails_does_not_take_the_batch_with_it(bank, batcher, monkeypatch) -> None:  # noqa: ANN001
     authoriser = bank.runtime.authoriser
-    original = authoriser._bodies["purchase"]
+    original = authoriser._deciders["purchase"]
     poisoned = bank.purchase_request("normal", 13_000)
 
-    def body(conn, req):  # noqa: ANN001, ANN202
+    def decide(conn, req, card):  # noqa: ANN001, ANN202
         if req == poisoned:
             raise RuntimeError("simulated fault in one request")
-        return original(conn, req)
+        return original(conn, req, card)
 
-    monkeypatch.setitem(authoriser._bodies, "purchase", body)
+    monkeypatch.setitem(authoriser._deciders, "purchase", decide)
     good = [bank.purchase_request("normal", 10_000) for _ in range(5)]
     futures = [batcher.submit("purchase", r) for r in [*good[:2], poisoned, *good[2:]]]
     wait(futures, timeout=30)
