@@ -196,9 +196,6 @@ _TRANSFER_COLUMNS = ("debit_account_id", "credit_account_id", "amount_idr", "kin
 _APPEND_TRANSFER = PerDialect(insert(Transfer).returning(Transfer.id), column_keys=_TRANSFER_COLUMNS)
 
 
-_APPEND_TRANSFERS = insert(Transfer).returning(Transfer.id, sort_by_parameter_order=True)
-
-
 def _transfer_row(transfer: NewTransfer, now: datetime) -> dict:
     return {
         "debit_account_id": transfer.debit_account_id,
@@ -218,11 +215,11 @@ def append_transfer(conn: Connection, transfer: NewTransfer, now: datetime) -> i
 
 
 def append_transfers(conn: Connection, transfers: list[NewTransfer], now: datetime) -> list[int]:
-    """Append many transfers in one statement; their ids, in the order given."""
+    """Append many transfers in one driver call; their ids, in the order given."""
     if not transfers:
         return []
     rows = [_transfer_row(transfer, now) for transfer in transfers]
-    ids = list(conn.execute(_APPEND_TRANSFERS, rows).scalars())
+    ids = _APPEND_TRANSFER.on(conn).scalars_many(conn, rows)
     assert len(ids) == len(transfers) and all(ids), ids
     return ids
 
@@ -238,10 +235,10 @@ def append_pin_event(
 
 
 def append_pin_events(conn: Connection, events: list[tuple[int, str]], now: datetime, actor: str) -> None:
-    """Append many (card id, kind) PIN events in one statement."""
+    """Append many (card id, kind) PIN events in one driver call."""
     if events:
         rows = [{"card_id": card_id, "kind": kind, "pvv": None, "actor": actor, "at": now} for card_id, kind in events]
-        conn.execute(insert(PinEvent), rows)
+        _APPEND_PIN_EVENT.on(conn).run_many(conn, rows)
 
 
 REQUEST_COLUMNS = tuple(c.name for c in _requests.columns if c.name != "id")
@@ -260,9 +257,8 @@ def append_request(conn: Connection, values: dict) -> None:
 
 
 def append_requests(conn: Connection, many: list[dict]) -> None:
-    """Append many request records in one statement."""
-    if many:
-        conn.execute(insert(AuthRequest), [_request_row(values) for values in many])
+    """Append many request records in one driver call."""
+    _APPEND_REQUEST.on(conn).run_many(conn, [_request_row(values) for values in many])
 
 
 _TRANSFER_BY_ID = select(Transfer.__table__).where(Transfer.id == bindparam("id"))

@@ -5,6 +5,7 @@ funds it, starts `sembako bank serve` as a child process and drives it with C co
 keep-alive clients for S seconds, spreading purchases over many demo cards. Prints JSON.
 
     python bench/bank_purchase.py --seconds 20 --concurrency 32
+    python bench/bank_purchase.py --batch 16   # as the switch calls it: POST /v1/authorisations/batch
     python bench/bank_purchase.py --database-url postgresql+psycopg://postgres@127.0.0.1/test
 """
 
@@ -81,7 +82,8 @@ class KeepAliveConnection:
         self.writer.close()
 
 
-async def drive(url: str, cards: list[dict], merchant_id: str, seconds: float, concurrency: int, credential: str) -> dict:
+async def drive(url: str, cards: list[dict], merchant_id: str, seconds: float, concurrency: int, credential: str, batch: int = 0) -> dict:
+    """C clients for S seconds; each call is one purchase, or `batch` purchases in one batch call."""
     latencies_ms: list[float] = []
     counts = {"approved": 0, "declined": 0, "errors": 0}
     today = date.today().isoformat()
@@ -93,35 +95,49 @@ async def drive(url: str, cards: list[dict], merchant_id: str, seconds: float, c
         await connection.open()
         sequence = 0
         while time.monotonic() < deadline:
-            card = cards[(index + sequence * concurrency) % len(cards)]
-            sequence += 1
-            body = {
-                "terminal_id": f"B{index:07d}",
-                "stan": f"{sequence % 1_000_000:06d}",
-                "transmission_date": today,
-                "merchant_id": merchant_id,
-                "amount_idr": AMOUNT_IDR,
-                **card,
-            }
+            bodies = []
+            for _ in range(max(batch, 1)):
+                card = cards[(index + sequence * concurrency) % len(cards)]
+                sequence += 1
+                bodies.append({
+                    "terminal_id": f"B{index:07d}",
+                    "stan": f"{sequence % 1_000_000:06d}",
+                    "transmission_date": today,
+                    "merchant_id": merchant_id,
+                    "amount_idr": AMOUNT_IDR,
+                    **card,
+                })
             started = time.perf_counter()
             try:
-                status, answer = await connection.post_json("/v1/authorisations/purchase", body)
-                rc = answer["rc"] if status == 200 else None
+                codes = await call(connection, bodies)
             except (OSError, TimeoutError, ValueError, KeyError, asyncio.IncompleteReadError):
-                rc = None
+                codes = [None] * len(bodies)
                 connection.close()
                 await connection.open()
             latencies_ms.append((time.perf_counter() - started) * 1000)
-            counts["approved" if rc == "00" else "declined" if rc else "errors"] += 1
+            for rc in codes:
+                counts["approved" if rc == "00" else "declined" if rc else "errors"] += 1
         connection.close()
+
+    async def call(connection: KeepAliveConnection, bodies: list[dict]) -> list[str | None]:
+        if not batch:
+            status, answer = await connection.post_json("/v1/authorisations/purchase", bodies[0])
+            return [answer["rc"] if status == 200 else None]
+        items = [{"op": "purchase", "request": body} for body in bodies]
+        status, answer = await connection.post_json("/v1/authorisations/batch", {"items": items})
+        if status != 200:
+            return [None] * len(bodies)
+        return [r["answer"]["rc"] if r["status"] == 200 else None for r in answer["results"]]
 
     started = time.monotonic()
     await asyncio.gather(*(worker(i) for i in range(concurrency)))
     elapsed = time.monotonic() - started
     latencies_ms.sort()
+    purchases = sum(counts.values())
     return {
         "seconds": round(elapsed, 2),
-        "requests": len(latencies_ms),
+        "calls": len(latencies_ms),
+        "requests": purchases,
         "tps": round(counts["approved"] / elapsed, 1),
         "p50_ms": round(percentile(latencies_ms, 0.50), 2),
         "p99_ms": round(percentile(latencies_ms, 0.99), 2),
@@ -136,7 +152,10 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--kpm", type=int, default=5_000, help="Cards to spread purchases over")
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
+    parser.add_argument("--batch", type=int, default=0, help="Purchases per POST /v1/authorisations/batch (0: one per call)")
     args = parser.parse_args()
+    if not 0 <= args.batch <= 128:
+        parser.error("--batch must be in [0, 128]")
     if not 0 < args.seconds <= 600:
         parser.error("--seconds must be in (0, 600]")
 
@@ -152,7 +171,7 @@ def main() -> None:
             merchant = fixture.demo_merchant_id(get_bank(args.bank))
             credential = BankSettings(bank=args.bank).credential(SWITCH)  # the bank's child process reads the same settings
             cpu_before_s = cpu_seconds(server.pid)
-            result = asyncio.run(drive(url, cards, merchant, args.seconds, args.concurrency, credential))
+            result = asyncio.run(drive(url, cards, merchant, args.seconds, args.concurrency, credential, args.batch))
             bank_cpu_s = cpu_seconds(server.pid) - cpu_before_s
             result["bank_cpu_ms_per_request"] = round(bank_cpu_s * 1000 / max(result["requests"], 1), 3)
         finally:
@@ -161,7 +180,7 @@ def main() -> None:
                 from bank_penyalur.runtime import database_for
 
                 database_for(BankSettings(bank=args.bank, database_url=args.database_url, db_schema=schema)).drop_schema()
-    print(json.dumps({"bench": "bank_purchase", "database": health["database"], "concurrency": args.concurrency, **result, "machine": machine()}))
+    print(json.dumps({"bench": "bank_purchase", "database": health["database"], "concurrency": args.concurrency, "batch": args.batch, **result, "machine": machine()}))
 
 
 if __name__ == "__main__":

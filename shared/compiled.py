@@ -34,6 +34,7 @@ class Compiled:
         assert not any(bind.expanding or bind.literal_execute for bind in binds.values()), "plain binds only"
         self.sql = str(compiled)
         self._driver_error: type[Exception] = dialect.loaded_dbapi.Error
+        self._returning_many = dialect.name == "postgresql"  # psycopg: executemany(returning=True)
         self._positional = compiled.positiontup is not None
         self._names: tuple[str, ...] = tuple(compiled.positiontup) if self._positional else tuple(binds)
         self._bind = {
@@ -83,6 +84,45 @@ class Compiled:
     def run(self, conn: Connection, params: Mapping[str, Any]) -> None:
         """Execute a statement whose rows, if any, are not wanted."""
         self.execute(conn, params).close()
+
+    def run_many(self, conn: Connection, many: Sequence[Mapping[str, Any]]) -> None:
+        """Execute once per parameter set in one driver call (`executemany`: pipelined on
+        PostgreSQL, one prepared statement on SQLite); rows, if any, are not wanted."""
+        if not many:
+            return
+        parameters = [self.parameters(params) for params in many]
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            cursor.executemany(self.sql, parameters)
+        except self._driver_error as exc:
+            raise DBAPIError.instance(self.sql, parameters, exc, self._driver_error) from exc
+        finally:
+            cursor.close()
+
+    def scalars_many(self, conn: Connection, many: Sequence[Mapping[str, Any]]) -> list[Any]:
+        """The first column of the one row each parameter set returns (an INSERT ... RETURNING),
+        in the order given: one pipelined driver call on PostgreSQL, one call each on SQLite."""
+        if not self._returning_many:
+            return [self.scalar(conn, params) for params in many]
+        if not many:
+            return []
+        parameters = [self.parameters(params) for params in many]
+        cursor = conn.connection.driver_connection.cursor()
+        values = []
+        try:
+            cursor.executemany(self.sql, parameters, returning=True)
+            while True:
+                row = cursor.fetchone()
+                assert row is not None and cursor.fetchone() is None, f"one row each from {self.sql!r}"
+                values.append(row[0] if self._result[0] is None else self._result[0](row[0]))
+                if not cursor.nextset():
+                    break
+        except self._driver_error as exc:
+            raise DBAPIError.instance(self.sql, parameters, exc, self._driver_error) from exc
+        finally:
+            cursor.close()
+        assert len(values) == len(many), (len(values), len(many))
+        return values
 
     def _convert(self, row: tuple) -> tuple:
         values = [value if processor is None else processor(value) for value, processor in zip(row, self._result, strict=True)]
