@@ -31,6 +31,7 @@ from bank_penyalur.authorise import (
     decide_purchase,
 )
 from shared.clock import Clock
+from shared.compiled import PerDialect
 from shared.db import Database
 from bank_penyalur.hsm import Hsm
 from bank_penyalur.ledger import balance_of, reversal_of
@@ -50,11 +51,12 @@ MERCHANT_CACHE_MAX = 100_000
 REVERSED_BEFORE_ARRIVAL = "reversed-before-arrival"
 # The most recent disbursement credited to an e-money sub-account up to a moment (the 90-day
 # rule of offline advices). The kind is written into the SQL, as in `ledger.balance_expr`.
-_LAST_DISBURSEMENT = select(func.max(Transfer.created_at)).where(
+_LAST_DISBURSEMENT = select(func.max(Transfer.created_at).label("disbursed_at")).where(
     Transfer.credit_account_id == bindparam("account_id"),
     Transfer.kind == literal_column(f"'{DISBURSEMENT}'"),
     Transfer.created_at <= bindparam("until"),
 )
+_LAST_DISBURSEMENT_FAST = PerDialect(_LAST_DISBURSEMENT)
 
 
 def payload_hash(op: str, request: _Request) -> str:
@@ -333,7 +335,7 @@ class Authoriser:
 def last_disbursement(conn: Connection, account_id: int, until: datetime) -> datetime | None:
     """When the most recent disbursement credited to e-money sub-account `account_id` at or
     before `until` was made; None when there was none."""
-    return conn.execute(_LAST_DISBURSEMENT, {"account_id": account_id, "until": until}).scalar_one()
+    return _LAST_DISBURSEMENT_FAST.on(conn).scalar(conn, {"account_id": account_id, "until": until})
 
 
 def _carry(cards: dict[str, CardState], ref: str, after: CardState) -> None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Connection, Row, bindparam, func, insert, or_, select, tuple_
+from sqlalchemy import Connection, Row, bindparam, func, insert, or_, select
 from sqlalchemy.orm import aliased
 
-from shared.compiled import PerDialect
+from shared.compiled import PerDialect, in_list, list_parameter
 
 from bank_penyalur.authorise import CardState
 from bank_penyalur.ledger import NewTransfer, balance_expr
@@ -51,16 +51,30 @@ def find_request(conn: Connection, op: str, terminal_id: str, stan: str, day: da
     return _FIND_REQUEST_FAST.on(conn).one_or_none(conn, params)
 
 
-_KEY_COLUMNS = (_requests.c.op, _requests.c.terminal_id, _requests.c.stan, _requests.c.transmission_date)
-_FIND_REQUESTS = select(_requests).where(tuple_(*_KEY_COLUMNS).in_(bindparam("keys", expanding=True)))
+def _find_requests(dialect_name: str):  # noqa: ANN202 - a select
+    # The key's three text and date parts each in their list; `find_requests` keeps the exact keys.
+    return select(_requests).where(
+        in_list(_requests.c.terminal_id, "terminal_ids", dialect_name),
+        in_list(_requests.c.stan, "stans", dialect_name),
+        in_list(_requests.c.transmission_date, "days", dialect_name),
+    )
 
 
-def find_requests(conn: Connection, keys: list[RequestKey]) -> dict[RequestKey, Row]:
+_FIND_REQUESTS = PerDialect(_find_requests)
+
+
+def find_requests(conn: Connection, keys: list[RequestKey]) -> dict[RequestKey, tuple]:
     """The stored requests under any of these keys, in one query, by key."""
     if not keys:
         return {}
-    rows = conn.execute(_FIND_REQUESTS, {"keys": keys}).all()
-    return {(row.op, row.terminal_id, row.stan, row.transmission_date): row for row in rows}
+    params = {
+        name: list_parameter(conn, sorted({key[part] for key in keys}))
+        for part, name in ((1, "terminal_ids"), (2, "stans"), (3, "days"))
+    }
+    wanted = set(keys)
+    rows = _FIND_REQUESTS.on(conn).all(conn, params)
+    found = {(row.op, row.terminal_id, row.stan, row.transmission_date): row for row in rows}
+    return {key: row for key, row in found.items() if key in wanted}
 
 
 # Cards are found by their PAN reference (the keyed hash from `Hsm.pan_ref`), never by the PAN.
@@ -77,10 +91,10 @@ def lock_kpm_of_card(conn: Connection, card_ref: str | int) -> None:
     statement.on(conn).run(conn, {"ref": card_ref})
 
 
-_LOCK_BY_PAN_REFS = (
-    select(Kpm.id)
+_LOCK_BY_PAN_REFS = PerDialect(
+    lambda dialect_name: select(Kpm.id)
     .join(Card, Card.kpm_id == Kpm.id)
-    .where(Card.pan_ref.in_(bindparam("refs", expanding=True)))
+    .where(in_list(Card.pan_ref, "refs", dialect_name))
     .order_by(Kpm.id)  # two writers locking overlapping sets take them in one order: no deadlock
     .with_for_update(of=Kpm)
 )
@@ -89,7 +103,7 @@ _LOCK_BY_PAN_REFS = (
 def lock_kpms_of_cards(conn: Connection, pan_refs: list[str]) -> None:
     """`lock_kpm_of_card` for many cards at once (PostgreSQL)."""
     if pan_refs:
-        conn.execute(_LOCK_BY_PAN_REFS, {"refs": pan_refs}).all()
+        _LOCK_BY_PAN_REFS.on(conn).all(conn, {"refs": list_parameter(conn, pan_refs)})
 
 
 def latest_card_status():  # noqa: ANN201
@@ -152,8 +166,8 @@ _CARD_STATE_BY_PAN_REF_FAST = PerDialect(_CARD_STATE_BY_PAN_REF)
 _CARD_STATE_BY_ID_FAST = PerDialect(_CARD_STATE_BY_ID)
 
 
-_CARD_STATES_BY_PAN_REFS = _card_state_query().add_columns(Card.pan_ref).where(
-    Card.pan_ref.in_(bindparam("refs", expanding=True))
+_CARD_STATES_BY_PAN_REFS = PerDialect(
+    lambda dialect_name: _card_state_query().add_columns(Card.pan_ref).where(in_list(Card.pan_ref, "refs", dialect_name))
 )
 
 
@@ -168,7 +182,7 @@ def card_states(conn: Connection, pan_refs: list[str]) -> dict[str, CardState]:
     """The states of the cards with these PAN references, in one query; unknown ones are absent."""
     if not pan_refs:
         return {}
-    rows = conn.execute(_CARD_STATES_BY_PAN_REFS, {"refs": pan_refs}).all()
+    rows = _CARD_STATES_BY_PAN_REFS.on(conn).all(conn, {"refs": list_parameter(conn, pan_refs)})
     return {row.pan_ref: _card_state(row) for row in rows}
 
 

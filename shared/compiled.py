@@ -17,7 +17,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Dialect, Select
+import json
+from datetime import date
+
+from sqlalchemy import Connection, Dialect, Select, String, any_, bindparam, func, literal_column, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.elements import ColumnElement
@@ -124,6 +128,15 @@ class Compiled:
         assert len(values) == len(many), (len(values), len(many))
         return values
 
+    def all(self, conn: Connection, params: Mapping[str, Any]) -> list[tuple]:
+        """Every row (named tuples of the selected columns)."""
+        cursor = self.execute(conn, params)
+        try:
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+        return [self._convert(row) for row in rows]
+
     def _convert(self, row: tuple) -> tuple:
         values = [value if processor is None else processor(value) for value, processor in zip(row, self._result, strict=True)]
         assert self._row is not None
@@ -138,9 +151,12 @@ def _selected(statement: ClauseElement) -> list[ColumnElement]:
 
 
 class PerDialect:
-    """A statement's `Compiled` form for each dialect it meets, made on first use."""
+    """A statement's `Compiled` form for each dialect it meets, made on first use.
 
-    def __init__(self, statement: ClauseElement, column_keys: Sequence[str] | None = None) -> None:
+    `statement` is one statement for every dialect, or a function of the dialect's name giving
+    the statement for it (where the SQL differs, e.g. a list parameter: see `in_list`)."""
+
+    def __init__(self, statement: ClauseElement | Callable[[str], ClauseElement], column_keys: Sequence[str] | None = None) -> None:
         self.statement = statement
         self.column_keys = column_keys
         self._by_dialect: dict[str, Compiled] = {}
@@ -149,5 +165,23 @@ class PerDialect:
         dialect = conn.dialect
         compiled = self._by_dialect.get(dialect.name)
         if compiled is None:
-            compiled = self._by_dialect.setdefault(dialect.name, Compiled(self.statement, dialect, self.column_keys))
+            statement = self.statement if isinstance(self.statement, ClauseElement) else self.statement(dialect.name)
+            compiled = self._by_dialect.setdefault(dialect.name, Compiled(statement, dialect, self.column_keys))
         return compiled
+
+
+def in_list(column: ColumnElement, name: str, dialect_name: str) -> ColumnElement:
+    """`column` is one of the values of the list parameter `name`, with one plain bind whatever
+    the list's length (so the statement compiles once): `= ANY(array)` on PostgreSQL, `IN` the
+    rows of a JSON array on SQLite. Pass the list through `list_parameter`."""
+    if dialect_name == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    values = select(literal_column("value")).select_from(func.json_each(bindparam(name, type_=String)))
+    return column.in_(values.scalar_subquery())
+
+
+def list_parameter(conn: Connection, values: Sequence[Any]) -> Any:  # noqa: ANN401 - the driver's form
+    """`values` as `in_list` takes them on `conn`'s database: a list, or JSON text (dates as ISO text)."""
+    if conn.dialect.name == "postgresql":
+        return list(values)
+    return json.dumps([value.isoformat() if isinstance(value, date) else value for value in values])
