@@ -65,6 +65,9 @@ from .model import CardSpec, Scenario
 
 HEALTH_TIMEOUT_S = 60.0  # several networks may start at once on a busy machine
 STOP_TIMEOUT_S = 10.0
+PORT_IN_USE_RETRIES = 5
+PORT_IN_USE_PAUSE_S = 0.5
+LOG_READ_BYTES_MAX = 65_536
 HTTP_TIMEOUT_S = 10.0
 BANK_TIMEOUT_MS = 3_000  # the switch's wait for a bank: below the terminals' own timeout (5 s)
 SAF_INTERVAL_MS = 200
@@ -133,6 +136,7 @@ class ServiceProcess:
     log_path: Path
     process: launcher.Forked | None = None
     paused: bool = False
+    log_offsets: dict[Path, int] = field(default_factory=dict)  # each log's size at the last start
 
     @property
     def running(self) -> bool:
@@ -141,13 +145,23 @@ class ServiceProcess:
 
     def spawn(self) -> None:
         """Start the process; `wait_healthy` waits until it answers."""
+        self.log_offsets = {path: path.stat().st_size if path.exists() else 0 for path in self._logs()}
         self.process = launcher.start(self.kind, self.options, self.env, self.log_path)
         self.paused = False
 
     def wait_healthy(self, deadline: float) -> None:
+        """Wait until it answers. A start that lost its port to another socket on this machine
+        meanwhile (an outgoing connection may take a just-freed ephemeral port) is tried
+        again on the same port, a few times, while the deadline lasts."""
         assert self.process is not None
+        port_retries = PORT_IN_USE_RETRIES
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                if port_retries and self._port_was_taken():
+                    port_retries -= 1
+                    time.sleep(PORT_IN_USE_PAUSE_S)
+                    self.spawn()
+                    continue
                 raise RuntimeError(f"{self.name} exited at start: see {self.log_path}")
             try:
                 if httpx.get(self.health_url, timeout=0.5).status_code == 200:  # noqa: PLR2004
@@ -157,6 +171,23 @@ class ServiceProcess:
             time.sleep(0.05)
         self.kill()
         raise TimeoutError(f"{self.name} not healthy within {HEALTH_TIMEOUT_S:g} s: see {self.log_path}")
+
+    def _logs(self) -> tuple[Path, Path]:
+        """Its output, and the log it writes itself (`shared.logs`: logs/<service>.log)."""
+        return self.log_path, self.log_path.parent / "logs" / f"{self.log_path.stem}.log"
+
+    def _port_was_taken(self) -> bool:
+        """Whether what the last start wrote says its port was in use."""
+        for path, offset in self.log_offsets.items():
+            try:
+                with path.open("rb") as log_file:
+                    log_file.seek(offset if offset <= path.stat().st_size else 0)  # (rotated meanwhile)
+                    output = log_file.read(LOG_READ_BYTES_MAX).decode(errors="replace").lower()
+            except OSError:
+                continue
+            if "address already in use" in output:
+                return True
+        return False
 
     def start(self) -> None:
         """Start it and wait (bounded) until it answers."""
