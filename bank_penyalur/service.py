@@ -1,9 +1,11 @@
-"""The authorisation handler: one transaction per request, exactly-once answers.
+"""The authorisation handler: exactly-once answers, one request or a batch per transaction.
 
 Each request is keyed by (terminal id, STAN, transmission date). Inside one write transaction
 the handler looks the key up, takes the KPM lock, reads the card state, asks the pure decision
 functions in `authorise`, and appends the transfer, PIN event and request record together.
 A retry of the same request gets the stored answer; a different payload under the key gets 94.
+A batch (`answer_many`) does the same for many requests with one statement per step, carrying
+each card's state from one request to the next as the decisions change it.
 """
 
 from __future__ import annotations
@@ -342,8 +344,10 @@ def _carry(cards: dict[str, CardState], ref: str, after: CardState) -> None:
     """Keep `after` as the state of card `ref`, and its balance for every other card on the
     same e-money sub-account (an old and a new card of one KPM)."""
     cards[ref] = after
-    for other_ref, other in cards.items():
-        if after.emoney_account_id is not None and other.emoney_account_id == after.emoney_account_id:
+    if after.emoney_account_id is None:
+        return
+    for other_ref, other in list(cards.items()):
+        if other.emoney_account_id == after.emoney_account_id:
             cards[other_ref] = replace(other, balance_idr=after.balance_idr)
 
 
