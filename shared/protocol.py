@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 
 from shared.iso8583 import (
     ADVICE,
@@ -199,6 +199,14 @@ def transmission_date(field7: str, today: date) -> date:
     if not candidates:
         raise MessageError(f"field 7 holds no calendar date: {field7[:4]}")
     return min(candidates, key=lambda d: abs((d - today).days))
+
+
+def time_of_day(hhmmss: str) -> time:
+    """The time hhmmss (field 12, or the end of field 7); ValueError when it holds no real time.
+    (`datetime.strptime` would do the same at several times the cost, on every advice.)"""
+    if len(hhmmss) != 6 or not (hhmmss.isascii() and hhmmss.isdigit()):  # noqa: PLR2004
+        raise ValueError(f"not a time hhmmss: {hhmmss!r}")
+    return time(int(hhmmss[:2]), int(hhmmss[2:4]), int(hhmmss[4:]))
 
 
 # -- offline sales, batches and settlement ---------------------------------------------------

@@ -120,7 +120,7 @@ def parse_upload(doc: Message, tid: str, day: date, at: datetime) -> UploadRecor
 
 def _transmitted_at(field7: str, day: date) -> datetime:
     try:
-        clock = datetime.strptime(field7[4:], "%H%M%S").time()
+        clock = protocol.time_of_day(field7[4:])
     except ValueError:
         raise MessageError(f"field 7 must be MMDDhhmmss, got {field7!r}") from None
     return datetime.combine(day, clock)

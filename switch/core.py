@@ -762,7 +762,7 @@ def _local_time(doc: Message, today: date) -> datetime:
     they hold no real date or time."""
     day = protocol.transmission_date(f"{doc['13']}000000", today)
     try:
-        clock = datetime.strptime(str(doc["12"]), "%H%M%S").time()
+        clock = protocol.time_of_day(str(doc["12"]))
     except ValueError:
         raise MessageError(f"field 12 must be a time hhmmss, got {doc['12']!r}") from None
     return datetime.combine(day, clock)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time
 
 import pytest
 
@@ -64,3 +64,14 @@ def test_a_missing_or_fractional_amount_is_a_message_error() -> None:
         protocol.amount_idr({})
     with pytest.raises(MessageError, match="fraction"):
         protocol.amount_idr({"4": "000000000050"})
+
+
+@pytest.mark.parametrize(("text", "expected"), [("000000", time(0, 0, 0)), ("235959", time(23, 59, 59)), ("071503", time(7, 15, 3))])
+def test_a_time_of_day_is_read_from_hhmmss(text: str, expected: time) -> None:
+    assert protocol.time_of_day(text) == expected
+
+
+@pytest.mark.parametrize("text", ["240000", "126000", "120060", "12345", "1234567", "12a456", "", " 12345", "１２３４５６"])
+def test_anything_but_a_real_hhmmss_is_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        protocol.time_of_day(text)
