@@ -214,3 +214,10 @@ def test_the_journal_keeps_the_pages_without_the_key_or_the_references(network: 
     assert not {"48", "61", "62", "128"} & out.keys()
     assert int(out["hot_refs"]) == len(answer.get("61", "")) // offline.REF_HEX_LENGTH
     assert int(out["id_refs"]) == len(answer["62"]) // offline.REF_HEX_LENGTH == offline.REFS_PER_PAGE_MAX
+
+
+
+def test_a_bank_process_does_not_name_its_http_server(network: Network) -> None:
+    response = httpx.get(f"{network.banks['bni'].url}/health", timeout=10)
+    assert response.status_code == 200
+    assert "server" not in response.headers
