@@ -137,7 +137,7 @@ class Authoriser:
         else:
             card = self._locked_state(conn, req.pan)
             outcome = self._apply(conn, self._deciders[op](conn, req, card), card.card_id if card else None)
-        values = self._values(op, req, digest, outcome)
+        values = self._values(op, req, digest, outcome, self.clock.now())
         store.append_request(conn, values)
         return _answer(values, req)
 
@@ -181,7 +181,7 @@ class Authoriser:
             decision = self._deciders[op](conn, req, card)
             if card is not None:
                 _carry(cards, ref, card_after(card, decision))
-            values = self._values(op, req, digest, Outcome(decision, card_id=card.card_id if card else None))
+            values = self._values(op, req, digest, Outcome(decision, card_id=card.card_id if card else None), now)
             known[key] = values
             fresh.append((values, decision))
         self._append_run(conn, fresh, now)
@@ -196,12 +196,10 @@ class Authoriser:
             values["approval_code"] = approval_code_for(transfer_id)
         pin_events = [(v["card_id"], d.pin_event) for v, d in fresh if d.pin_event and v["card_id"] is not None]
         store.append_pin_events(conn, pin_events, now, ACTOR)
-        for values, _ in fresh:
-            values["created_at"] = now
         store.append_requests(conn, [values for values, _ in fresh])
 
-    def _values(self, op: str, req: _Request, digest: str, out: Outcome) -> dict:
-        """The request record: the key, what was asked and the answer given."""
+    def _values(self, op: str, req: _Request, digest: str, out: Outcome, at: datetime) -> dict:
+        """The request record: the key, what was asked and the answer given `at`."""
         decision = out.decision
         return {
             "terminal_id": req.terminal_id,
@@ -220,7 +218,7 @@ class Authoriser:
             "transfer_id": out.transfer_id,
             "original_id": out.original_id,
             "exception": decision.exception,
-            "created_at": self.clock.now(),
+            "created_at": at,
         }
 
     # -- bodies: read under lock, decide, append -------------------------------------------

@@ -14,11 +14,10 @@ Only for statements with plain bound parameters (no expanding IN, no literal ren
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
-
 import json
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Dialect, Select, String, any_, bindparam, func, literal_column, select
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -92,16 +91,8 @@ class Compiled:
     def run_many(self, conn: Connection, many: Sequence[Mapping[str, Any]]) -> None:
         """Execute once per parameter set in one driver call (`executemany`: pipelined on
         PostgreSQL, one prepared statement on SQLite); rows, if any, are not wanted."""
-        if not many:
-            return
-        parameters = [self.parameters(params) for params in many]
-        cursor = conn.connection.driver_connection.cursor()
-        try:
-            cursor.executemany(self.sql, parameters)
-        except self._driver_error as exc:
-            raise DBAPIError.instance(self.sql, parameters, exc, self._driver_error) from exc
-        finally:
-            cursor.close()
+        if many:
+            self._execute_many(conn, many).close()
 
     def scalars_many(self, conn: Connection, many: Sequence[Mapping[str, Any]]) -> list[Any]:
         """The first column of the one row each parameter set returns (an INSERT ... RETURNING),
@@ -110,23 +101,30 @@ class Compiled:
             return [self.scalar(conn, params) for params in many]
         if not many:
             return []
-        parameters = [self.parameters(params) for params in many]
-        cursor = conn.connection.driver_connection.cursor()
+        cursor = self._execute_many(conn, many, returning=True)
         values = []
         try:
-            cursor.executemany(self.sql, parameters, returning=True)
             while True:
                 row = cursor.fetchone()
                 assert row is not None and cursor.fetchone() is None, f"one row each from {self.sql!r}"
-                values.append(row[0] if self._result[0] is None else self._result[0](row[0]))
+                values.append(self._convert(row)[0])
                 if not cursor.nextset():
                     break
-        except self._driver_error as exc:
-            raise DBAPIError.instance(self.sql, parameters, exc, self._driver_error) from exc
         finally:
             cursor.close()
         assert len(values) == len(many), (len(values), len(many))
         return values
+
+    def _execute_many(self, conn: Connection, many: Sequence[Mapping[str, Any]], **options: bool) -> Any:  # noqa: ANN401 - the driver's cursor
+        """`execute` for many parameter sets in one `executemany`."""
+        cursor = conn.connection.driver_connection.cursor()
+        parameters = [self.parameters(params) for params in many]
+        try:
+            cursor.executemany(self.sql, parameters, **options)
+        except self._driver_error as exc:
+            cursor.close()
+            raise DBAPIError.instance(self.sql, parameters, exc, self._driver_error) from exc
+        return cursor
 
     def all(self, conn: Connection, params: Mapping[str, Any]) -> list[tuple]:
         """Every row (named tuples of the selected columns)."""
