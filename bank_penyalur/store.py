@@ -12,7 +12,7 @@ from datetime import date, datetime
 from sqlalchemy import Connection, Row, bindparam, func, insert, or_, select
 from sqlalchemy.orm import aliased
 
-from shared.compiled import PerDialect, in_list, list_parameter
+from shared.compiled import PerDialect, in_list, keys_in, keys_parameters, list_parameter
 
 from bank_penyalur.authorise import CardState
 from bank_penyalur.ledger import NewTransfer, balance_expr
@@ -51,30 +51,16 @@ def find_request(conn: Connection, op: str, terminal_id: str, stan: str, day: da
     return _FIND_REQUEST_FAST.on(conn).one_or_none(conn, params)
 
 
-def _find_requests(dialect_name: str):  # noqa: ANN202 - a select
-    # The key's three text and date parts each in their list; `find_requests` keeps the exact keys.
-    return select(_requests).where(
-        in_list(_requests.c.terminal_id, "terminal_ids", dialect_name),
-        in_list(_requests.c.stan, "stans", dialect_name),
-        in_list(_requests.c.transmission_date, "days", dialect_name),
-    )
-
-
-_FIND_REQUESTS = PerDialect(_find_requests)
+_REQUEST_KEY = (_requests.c.op, _requests.c.terminal_id, _requests.c.stan, _requests.c.transmission_date)
+_FIND_REQUESTS = PerDialect(lambda dialect_name: select(_requests).where(keys_in(_REQUEST_KEY, "keys", dialect_name)))
 
 
 def find_requests(conn: Connection, keys: list[RequestKey]) -> dict[RequestKey, tuple]:
     """The stored requests under any of these keys, in one query, by key."""
     if not keys:
         return {}
-    params = {
-        name: list_parameter(conn, sorted({key[part] for key in keys}))
-        for part, name in ((1, "terminal_ids"), (2, "stans"), (3, "days"))
-    }
-    wanted = set(keys)
-    rows = _FIND_REQUESTS.on(conn).all(conn, params)
-    found = {(row.op, row.terminal_id, row.stan, row.transmission_date): row for row in rows}
-    return {key: row for key, row in found.items() if key in wanted}
+    rows = _FIND_REQUESTS.on(conn).all(conn, keys_parameters(conn, "keys", keys, len(_REQUEST_KEY)))
+    return {(row.op, row.terminal_id, row.stan, row.transmission_date): row for row in rows}
 
 
 # Cards are found by their PAN reference (the keyed hash from `Hsm.pan_ref`), never by the PAN.

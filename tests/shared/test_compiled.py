@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import BigInteger, Boolean, Column, Date, DateTime, Integer, MetaData, String, Table, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from shared.compiled import Compiled, PerDialect
+from shared.compiled import Compiled, PerDialect, keys_in, keys_parameters
 from shared.db import Database, sqlite_url
 
 metadata = MetaData()
@@ -29,6 +29,7 @@ BY_CODE = PerDialect(select(entries).where(entries.c.code == bindparam("code")))
 FLAGGED_ABOVE = PerDialect(
     select(entries.c.code).where(entries.c.flag.is_(True), entries.c.amount_idr > bindparam("floor"), entries.c.day == date(2026, 11, 25))
 )
+BY_CODE_AND_DAY = PerDialect(lambda dialect_name: select(entries.c.code).where(keys_in((entries.c.code, entries.c.day), "keys", dialect_name)))
 
 
 @pytest.fixture
@@ -78,3 +79,22 @@ def test_a_duplicate_key_is_an_integrity_error_and_the_transaction_rolls_back(db
 def test_an_expanding_in_list_is_refused_when_compiled(db: Database) -> None:
     with db.read() as conn, pytest.raises(AssertionError, match="plain binds only"):
         Compiled(select(entries).where(entries.c.code.in_(("x", "y"))), conn.dialect)
+
+
+def test_keys_match_whole_not_every_combination_of_their_parts(db: Database) -> None:
+    first, second = date(2026, 11, 25), date(2026, 11, 26)
+    with db.begin() as conn:
+        APPEND.on(conn).run_many(conn, [row("a") | {"day": first}, row("b") | {"day": second}, row("c") | {"day": first}])
+    with db.read() as conn:
+        statement = BY_CODE_AND_DAY.on(conn)
+        crossed = statement.all(conn, keys_parameters(conn, "keys", [("a", second), ("b", first)], 2))
+        exact = statement.all(conn, keys_parameters(conn, "keys", [("a", first), ("b", second), ("z", first)], 2))
+        one = statement.all(conn, keys_parameters(conn, "keys", [("c", first)], 2))
+    assert crossed == []  # each part is in some key, but no row is one of the keys
+    assert sorted(r.code for r in exact) == ["a", "b"]
+    assert [r.code for r in one] == ["c"]
+
+
+def test_keys_of_the_wrong_width_are_refused(db: Database) -> None:
+    with db.read() as conn, pytest.raises(AssertionError, match="2 parts"):
+        keys_parameters(conn, "keys", [("a",)], 2)
