@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import json
 import logging
 import time
 from concurrent.futures import Future
@@ -92,6 +93,7 @@ class Outcome:
     bank_messages: tuple[MessageRecord, ...] = ()
     original_rrn: str | None = None
     advice: Outcome | None = None  # a 0320's offline sale forwarded to the bank as its advice
+    claim_id: int | None = None  # a claim across workers to release once this is journalled
 
 
 def journal_fields(doc: Message) -> dict:
@@ -432,6 +434,9 @@ class SwitchCore:
         else:
             written = self._journal(kind, doc, terminal, day, request_hash, outcome, received_at)
         await self._journalled(written, terminal.tid, str(doc["11"]))
+        if outcome.advice is not None and outcome.advice.claim_id is not None:
+            assert self.peers is not None
+            await self.peers.release(outcome.advice.claim_id)
         return Answer(request_hash, outcome.response)
 
     async def _journalled(self, written: Written, tid: str, stan: str) -> None:
@@ -634,7 +639,7 @@ class SwitchCore:
         """The RRN of the purchase a reversal undoes: remembered, else (after a restart) from the
         journal, so the reversal is linked to it and counts in its batch's totals. A purchase still
         in flight here (its reversal overtook its answer) is waited for: the reversal then goes to
-        the bank after it, and is journalled linked to it."""
+        the bank after it, and is journalled linked to it; so is a purchase another worker holds."""
         key = (tid, stan, day, "purchase")
         original = self._answers.get(key)
         if original is None and key in self._inflight:
@@ -645,6 +650,8 @@ class SwitchCore:
         if self.batches is None:
             return None
         journalled = await self.batches.journalled(tid, stan, day, "purchase")
+        if journalled is None and self.peers is not None:  # in flight at another worker?
+            journalled = await self.peers.claimed_record(key)
         return journalled.rrn if journalled is not None else None
 
     async def _reversal(self, doc: Message, terminal: TerminalRecord, keys: WorkingKeys, day: date, rrn: str | None = None) -> Outcome:
@@ -687,11 +694,37 @@ class SwitchCore:
             return Outcome(protocol.response(doc, refused))
         advice = None
         if upload.original_mti == iso8583.ADVICE and not await self._advice_answered(terminal.tid, upload.stan, day):
-            advice = await self._advice(batchlib.advice_of_upload(doc), terminal, keys, day)
-            if advice.response.get("39") == rc.ISSUER_UNAVAILABLE:
+            advice = await self._uploaded_advice(batchlib.advice_of_upload(doc), terminal, keys, day)
+            if advice is not None and advice.response.get("39") == rc.ISSUER_UNAVAILABLE:
                 return Outcome(protocol.response(doc, rc.ISSUER_UNAVAILABLE), advice=advice)
         code = await self.batches.record_upload(upload)
         return Outcome(protocol.response(doc, code), advice=advice)
+
+    async def _uploaded_advice(self, advice_doc: Message, terminal: TerminalRecord, keys: WorkingKeys, day: date) -> Outcome | None:
+        """The bank's answer to the advice of an offline sale a 0320 details. With other workers,
+        the advice is claimed first, as its 0220 is (an upload cut and sent again on a new
+        connection may reach another worker while the first is still at the bank): None when the
+        other worker has answered it, 91 when its answer does not come in time (the terminal
+        uploads again). The claim is released once the upload is journalled (`_process`): a
+        later 0220 of the sale is then answered from the journal, as with one switch."""
+        if self.peers is None:
+            return await self._advice(advice_doc, terminal, keys, day)
+        key = (terminal.tid, str(advice_doc["11"]), day, "advice")
+        claim = await self.peers.claim(key, _doc_digest(advice_doc), self.next_rrn())
+        if not claim.won:
+            record = await self.peers.winner_record(key, claim)
+            if record is not None and record.rc != rc.ISSUER_UNAVAILABLE:
+                return None
+            return Outcome(protocol.response(advice_doc, rc.ISSUER_UNAVAILABLE))
+        try:
+            advice = await self._advice(advice_doc, terminal, keys, day, claim.rrn)
+        except BaseException:
+            await asyncio.shield(self.peers.release(claim.id))  # no answer: the key is free again
+            raise
+        if _retryable("advice", advice.response):
+            await self.peers.release(claim.id)
+            return advice
+        return replace(advice, claim_id=claim.id)
 
     async def _advice_answered(self, tid: str, stan: str, day: date) -> bool:
         """Whether the switch has the bank's answer to the advice (tid, STAN, date): in memory
@@ -737,6 +770,12 @@ def request_digest(doc: Message, message: bytes) -> str:
     if doc.get("t") == iso8583.REVERSAL_REPEAT and body[:4] == iso8583.REVERSAL_REPEAT.encode():
         body = iso8583.REVERSAL.encode() + body[4:]
     return hashlib.sha256(body).hexdigest()
+
+
+def _doc_digest(doc: Message) -> str:
+    """SHA-256 (hex) of a message's fields, for a request the switch builds itself (the advice
+    of an uploaded offline sale), which has no bytes of its own."""
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _retryable(kind: str, response: Message) -> bool:

@@ -7,7 +7,9 @@ Active only with workers > 1 (PostgreSQL); a single switch uses none of this. Wo
   MAC fails with them (the terminal signed on at another worker);
 - claims a financial request in `request_claims` before calling the bank (`RequestClaims`): the
   first to insert the round's row proceeds, the others wait for its journal row and answer the
-  same (`SwitchCore._exactly_once`);
+  same (`SwitchCore._exactly_once`). The advice of an offline sale detailed in a 0320 is claimed
+  as its 0220 is, and released once journalled (`SwitchCore._upload`); a reversal whose purchase
+  another worker holds waits for that purchase's journal row, to link to it (`_original_rrn`);
 - sends a store-and-forward entry only under a lease (`SafLeases`, rows of `saf_claims`);
 - refreshes its set of blocked terminals from the database every second (`refresh_blocks`).
 
@@ -116,6 +118,15 @@ class RequestClaims:
             # another worker took this round: read its claim
         raise RuntimeError(f"no claim on {tid} STAN {stan} {kind} after {CLAIM_TRIES} rounds")
 
+    def held(self, key: tuple[str, str, date, str]) -> Claim | None:
+        """The claim a worker holds on `key` now (the latest round, not released), else None."""
+        tid, stan, day, kind = key
+        with self._db.read() as conn:
+            latest = conn.execute(_LATEST_CLAIM, {"tid": tid, "stan": stan, "day": day, "kind": kind}).one_or_none()
+        if latest is None or latest.released is not None:
+            return None
+        return Claim(latest.id, latest.worker == self.worker, latest.request_hash, latest.worker, latest.rrn)
+
     def _insert_round(self, key: tuple[str, str, date, str], round_: int, request_hash: str, rrn: str) -> int | None:
         """The new claim's id, or None when the round is another worker's already."""
         tid, stan, day, kind = key
@@ -163,6 +174,14 @@ class Peers:
 
     async def release(self, claim_id: int) -> None:
         await asyncio.to_thread(self.claims.release, claim_id)
+
+    async def claimed_record(self, key: tuple[str, str, date, str]) -> TransactionRecord | None:
+        """The journal row of a request another worker holds a claim on (in flight there), waited
+        for as `winner_record` waits; None when no other worker holds one."""
+        claim = await asyncio.to_thread(self.claims.held, key)
+        if claim is None or claim.won:
+            return None
+        return await self.winner_record(key, claim)
 
     async def winner_record(self, key: tuple[str, str, date, str], claim: Claim) -> TransactionRecord | None:
         """The journal row of the request `claim` won, polled every POLL_S for at most

@@ -45,6 +45,17 @@ HEALTH_TIMEOUT_S = 30.0
 REPLY_TIMEOUT_S = 10.0
 
 
+PORT_RETRIES = 5
+
+
+def _says_port_in_use(offsets: dict[Path, int]) -> bool:
+    """Whether any of these logs says, past its offset, that the port was in use."""
+    for path, offset in offsets.items():
+        if path.exists() and "address already in use" in path.read_bytes()[offset:].decode(errors="replace").lower():
+            return True
+    return False
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -55,9 +66,10 @@ def free_port() -> int:
 class BankProcess:
     code: str
     port: int
-    command: list[str]
+    command: list[str]  # without --port: `start` gives it
     env: dict
     log_path: Path
+    own_log_path: Path  # what the service writes itself (shared.logs)
     process: subprocess.Popen | None = None
 
     @property
@@ -65,15 +77,28 @@ class BankProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        """Start it and wait until it answers. `free_port` frees its port before the bank binds
+        it, and an outgoing connection may take it meanwhile: a start that lost its port (its
+        logs say so) is tried again on another one, a few times (the switch is not told yet)."""
+        for retries_left in range(PORT_RETRIES, -1, -1):
+            offsets = {path: path.stat().st_size if path.exists() else 0 for path in (self.log_path, self.own_log_path)}
+            if self._started():
+                return
+            if not retries_left or not _says_port_in_use(offsets):
+                raise RuntimeError(f"bank {self.code} exited: see {self.log_path}")
+            self.port = free_port()
+
+    def _started(self) -> bool:
+        """Whether it became healthy; False when it exited first."""
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen([*self.command, "--port", str(self.port)], env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + HEALTH_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"bank {self.code} exited: see {self.log_path}")
+                return False
             try:
                 if httpx.get(f"{self.url}/health", timeout=0.5).status_code == 200:
-                    return
+                    return True
             except httpx.HTTPError:
                 time.sleep(0.1)
         raise TimeoutError(f"bank {self.code} not healthy in {HEALTH_TIMEOUT_S} s")
@@ -123,13 +148,13 @@ class Network:
 
     def _bank_process(self, code: str) -> BankProcess:
         settings = self._bank_settings(code)
-        port = free_port()
-        command = [sys.executable, "-m", "sembako", "bank", "serve", "--bank", code, "--port", str(port), "--data-dir", str(settings.data_dir)]
+        command = [sys.executable, "-m", "sembako", "bank", "serve", "--bank", code, "--data-dir", str(settings.data_dir)]
         env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
         if settings.database_url:
             command += ["--database-url", settings.database_url]
             env["SEMBAKO_BANK_DB_SCHEMA"] = str(settings.db_schema)
-        return BankProcess(code, port, command, env, self.tmp / f"bank-{code}.log")
+        own_log = Path(settings.data_dir) / "logs" / f"bank-{code}.log"
+        return BankProcess(code, free_port(), command, env, self.tmp / f"bank-{code}.log", own_log)
 
     def bank_headers(self, code: str, holder: str = SWITCH) -> dict[str, str]:
         """The header carrying `holder`'s credential ("switch", "operator") at bank `code`, as its

@@ -36,6 +36,7 @@ import pytest
 from sqlalchemy import create_engine, select, text
 
 from shared import iso8583, protocol, rc
+from shared.offline import offline_approval_code
 from shared.banks import get_bank
 from shared.db import Database
 
@@ -49,7 +50,7 @@ from switch.runtime import wib_now
 from switch.saf import SafForwarder
 from switch.settings import SwitchSettings
 from switch.supervisor import prepare_database
-from switch.tables import RequestClaim, SafAttempt, SafClaim
+from switch.tables import RequestClaim, SafAttempt, SafClaim, Transaction
 from switch.workers import SafLeases
 from tests.bounded import wait_until
 from tests.conftest import pg_skip_reason, postgres_url
@@ -275,6 +276,80 @@ def test_a_terminal_signed_on_at_one_worker_pays_at_the_other(pool: Pool, ledger
         second = at_1.purchase(kpm.pan, kpm.pin, 7_000)  # MACed with the new keys, at worker 1
         assert second["39"] == rc.APPROVED and int(second["37"]) % 2 == 1
         assert pool.network.balance_of(kpm.pan) == before - 12_000
+    finally:
+        at_0.close()
+        at_1.close()
+
+
+def journalled_advice(pool: Pool, tid: str, stan: str) -> list:
+    journal = pool.journal()
+    try:
+        with journal.db.read() as conn:
+            t = Transaction.__table__
+            return conn.execute(select(t.c.mti, t.c.rc, t.c.rrn, t.c.amount_idr).where(t.c.tid == tid, t.c.stan == stan, t.c.kind == "advice")).all()
+    finally:
+        journal.db.dispose()
+
+
+def test_the_same_upload_of_an_offline_sale_at_two_workers_at_once_is_posted_once(pool: Pool, ledger_balanced: None) -> None:
+    at_0 = signed_on_at(pool, 0, serial=5)
+    at_1 = same_terminal_at(pool, 1, at_0)
+    kpm = SPENDABLE[4]
+    before = pool.network.balance_of(kpm.pan)
+    try:
+        assert at_1.inquiry(kpm.pan, kpm.pin)["39"] == rc.APPROVED  # worker 1 knows the keys: a real race
+        for _ in range(4):  # an upload cut and sent again on a new connection, landing at the other worker
+            stan = at_0.next_stan()
+            sale = protocol.advice_request(at_0.terminal, stan, datetime.now(), kpm.pan, 1_000, offline_approval_code(stan), 1)
+            message = iso8583.encode_with_mac(protocol.batch_upload_request(sale, 1), at_0.tak)
+            at_0.send_message(message)
+            at_1.send_message(message)
+            (_, first), (_, second) = at_0.read_message(), at_1.read_message()
+            assert first["39"] == second["39"] == rc.APPROVED, (first, second)
+            claims = claims_of(pool, at_0.tid, stan)
+            assert [(kind, rnd) for kind, rnd, _, _ in claims] == [("advice", 0)]  # one worker asked the bank
+            rrn = claims[0][3]
+            assert wait_until(lambda: journalled_advice(pool, at_0.tid, stan) == [("0320", rc.APPROVED, rrn, 1_000)])  # noqa: B023
+        own_advice = at_1.exchange(sale)  # the last sale's own 0220 afterwards, at the other worker
+        assert (own_advice["t"], own_advice["39"], own_advice["37"]) == ("0230", rc.APPROVED, rrn)
+        assert pool.network.balance_of(kpm.pan) == before - 4 * 1_000
+    finally:
+        at_0.close()
+        at_1.close()
+
+
+def journalled_reversal(pool: Pool, tid: str, stan: str) -> list:
+    journal = pool.journal()
+    try:
+        with journal.db.read() as conn:
+            t = Transaction.__table__
+            return conn.execute(select(t.c.rc, t.c.original_rrn).where(t.c.tid == tid, t.c.stan == stan, t.c.kind == "reversal")).all()
+    finally:
+        journal.db.dispose()
+
+
+def test_a_reversal_at_one_worker_waits_for_its_purchase_in_flight_at_the_other(pool: Pool, ledger_balanced: None) -> None:
+    at_0 = signed_on_at(pool, 0, serial=6)
+    at_1 = same_terminal_at(pool, 1, at_0)
+    kpm = SPENDABLE[5]
+    before = pool.network.balance_of(kpm.pan)
+    bank = pool.network.banks["bni"]
+    try:
+        assert at_1.inquiry(kpm.pan, kpm.pin)["39"] == rc.APPROVED  # worker 1 knows the keys
+        purchase = at_0.purchase_doc(kpm.pan, kpm.pin, 3_000)
+        bank.freeze()  # the purchase waits at the bank, claimed by worker 0
+        try:
+            at_0.send_message(iso8583.encode_with_mac(purchase, at_0.tak))
+            assert wait_until(lambda: claims_of(pool, at_0.tid, purchase["11"]) != [], 5.0)
+            reversal = protocol.reversal_request(purchase, at_1.next_stan(), datetime.now())
+            at_1.send_message(iso8583.encode_with_mac(reversal, at_1.tak))  # overtakes it, at worker 1
+            time.sleep(0.2)
+        finally:
+            bank.thaw()
+        (_, bought), (_, reversed_) = at_0.read_message(), at_1.read_message()
+        assert bought["39"] == rc.APPROVED and reversed_["39"] == rc.APPROVED, (bought, reversed_)
+        assert wait_until(lambda: journalled_reversal(pool, at_1.tid, reversal["11"]) == [(rc.APPROVED, bought["37"])])
+        assert pool.network.balance_of(kpm.pan) == before
     finally:
         at_0.close()
         at_1.close()
