@@ -21,7 +21,7 @@ from shared.credentials import HOLDERS, OPERATOR
 from bank_penyalur.demo import fixture, generator
 from bank_penyalur.disburse import disburse
 from bank_penyalur.runtime import BankRuntime
-from bank_penyalur.settings import BankSettings, DemoKeysRefused, check_keys
+from bank_penyalur.settings import WORKERS_MAX, BankSettings, DemoKeysRefused, check_keys
 from shared.config import settings_errors
 
 bank_app = typer.Typer(help="Bank penyalur instances: serve, seed demo data, check the ledger.", no_args_is_help=True)
@@ -61,9 +61,6 @@ def progress_bar(label: str, enabled: bool):  # noqa: ANN201
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(label, total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)
-
-
-WORKERS_MAX = 64
 
 
 @bank_app.command("serve")

@@ -26,6 +26,9 @@ from shared.keys import demo_key_hex
 from shared.banks import get_bank
 
 
+WORKERS_MAX = 64  # processes of one bank (`sembako bank serve --workers`)
+
+
 class BankSettings(BaseSettings):
     # Errors never repeat the value given: it may be a credential or a key.
     model_config = SettingsConfigDict(env_prefix="SEMBAKO_BANK_", extra="ignore", hide_input_in_errors=True)

@@ -17,6 +17,10 @@ to stderr as well when stderr is a terminal. So a service's log never grows with
   and one line per request would be the largest log of all). `sembako up` captures each child's
   stdout and stderr in `<service>.out` only for what escapes logging (an interpreter crash).
 
+Worker processes of one service that a supervisor cannot number (uvicorn's, for `sembako bank
+serve --workers N`) each take the lowest free slot (`worker_slot`) and log to
+`<service>-worker-<slot>.log`: rotation is safe only with one writer per file.
+
 Settings come from SEMBAKO_LOG_* environment variables (see LogSettings).
 """
 
@@ -25,6 +29,7 @@ from __future__ import annotations
 import atexit
 import logging
 import logging.handlers
+import os
 import re
 import sys
 import threading
@@ -164,6 +169,30 @@ class LoggingSetup:
 
 
 _current: list[LoggingSetup] = []
+_slot_locks: list = []  # open lock files: held for the life of the process
+
+
+def worker_slot(service_name: str, data_dir: Path, slots_max: int) -> int:
+    """The lowest worker number of `service_name` that no running process holds, taken for the
+    life of this process: an exclusive lock on `<data_dir>/logs/<service>-worker-<n>.lock`, which
+    the operating system releases when the process ends, however it ends. Where file locks are
+    missing (no fcntl), the process id."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on Linux or macOS
+        return os.getpid()
+    directory = Path(data_dir) / "logs"
+    directory.mkdir(parents=True, exist_ok=True)
+    for slot in range(slots_max):
+        lock_file = (directory / f"{service_name}-worker-{slot}.lock").open("a")
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock_file.close()
+            continue
+        _slot_locks.append(lock_file)
+        return slot
+    raise RuntimeError(f"all {slots_max} worker slots of {service_name} in {directory} are held")
 
 
 def configure_logging(

@@ -36,7 +36,7 @@ from bank_penyalur.api.credentials import REFUSED_401, REFUSED_403, CredentialCh
 from bank_penyalur.api.routes import metrics as metrics_routes
 from bank_penyalur.lifecycle import TransitionError
 from bank_penyalur.runtime import BankRuntime, demo_keys_warning
-from bank_penyalur.settings import BankSettings
+from bank_penyalur.settings import WORKERS_MAX, BankSettings
 
 log = logging.getLogger("bank_penyalur")
 
@@ -48,11 +48,12 @@ def app_from_environment() -> FastAPI:
     database: unique request keys and the KPM row lock (PostgreSQL)."""
     import atexit
 
-    from shared.logs import configure_logging
+    from shared.logs import configure_logging, worker_slot
 
     settings = BankSettings()
     sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
-    configure_logging(f"bank-{settings.bank}", settings.data_dir)
+    service = f"bank-{settings.bank}"  # the parent process (uvicorn's supervisor) logs there
+    configure_logging(f"{service}-worker-{worker_slot(service, settings.data_dir, WORKERS_MAX)}", settings.data_dir)
     runtime = BankRuntime.start(settings)
     atexit.register(runtime.close)
     return create_app(runtime)

@@ -82,6 +82,8 @@ def test_one_purchase_raced_over_both_workers_posts_once(bank, two_workers: str)
 
     assert {(a["rc"], a["approval_code"], a["balance_idr"]) for a in answers} == {("00", answers[0]["approval_code"], 125_000)}
     assert bank.balance("normal") == 125_000
+    logs = bank.runtime.settings.data_dir / "logs"
+    assert sorted(p.name for p in logs.glob("bank-bni*.log")) == ["bank-bni-worker-0.log", "bank-bni-worker-1.log", "bank-bni.log"]
 
 
 @ON_POSTGRESQL

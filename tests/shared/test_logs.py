@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from shared.logs import LogSettings, OneLineFormatter, RateLimitFilter, close_logging, configure_logging
+from shared.logs import LogSettings, OneLineFormatter, RateLimitFilter, close_logging, configure_logging, worker_slot
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class FakeClock:
@@ -106,3 +110,39 @@ def test_a_flood_of_one_warning_writes_a_few_lines(tmp_path: Path, restore_root:
 def test_service_names_are_checked(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="service name"):
         configure_logging("../etc", tmp_path)
+
+
+HOLD_SLOT = """
+import sys, time
+from shared.logs import worker_slot
+print(worker_slot("bank-bni", sys.argv[1], 4), flush=True)
+time.sleep(60)
+"""
+
+
+def test_worker_processes_take_the_lowest_free_slot_each_and_a_dead_ones_is_free_again(tmp_path: Path) -> None:
+    def holder() -> tuple[subprocess.Popen, int]:
+        process = subprocess.Popen([sys.executable, "-c", HOLD_SLOT, str(tmp_path)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        return process, int(process.stdout.readline())  # bounded: the child prints at once
+
+    first, second = holder(), holder()
+    try:
+        assert (first[1], second[1]) == (0, 1)
+        first[0].kill()  # however it ends, the system releases its lock
+        first[0].wait(timeout=10)
+        third = holder()
+        try:
+            assert third[1] == 0
+        finally:
+            third[0].kill()
+            third[0].wait(timeout=10)
+    finally:
+        for process, _ in (first, second):
+            process.kill()
+            process.wait(timeout=10)
+
+
+def test_no_free_slot_is_an_error(tmp_path: Path) -> None:
+    assert [worker_slot("switch", tmp_path, 2) for _ in range(2)] == [0, 1]  # each lock is its own open file
+    with pytest.raises(RuntimeError, match="all 2 worker slots of switch"):
+        worker_slot("switch", tmp_path, 2)
