@@ -7,7 +7,8 @@ database spends on a primary-key lookup. For the few statements of an authorisat
 type conversions (bind and result processors, e.g. dates as text on SQLite) are taken from
 SQLAlchemy's own compilation for the database's dialect, and each call is one
 `cursor.execute` inside the caller's SQLAlchemy transaction. On PostgreSQL psycopg prepares
-the statement on the server after a few executions.
+the statement on the server after a few executions, except a statement with a list parameter,
+which is planned for each list it is given (see `Compiled.__init__`).
 
 Only for statements with plain bound parameters (no expanding IN, no literal rendering).
 """
@@ -38,6 +39,12 @@ class Compiled:
         self.sql = str(compiled)
         self._driver_error: type[Exception] = dialect.loaded_dbapi.Error
         self._returning_many = dialect.name == "postgresql"  # psycopg: executemany(returning=True)
+        # A list parameter (`in_list`, `keys_in`) is planned for each execution, for the list it
+        # brings: never prepared on the server, whose generic plan is made once, for a list of an
+        # assumed length and for the tables as they were then (a scan of a table then empty), and
+        # kept however the tables grow. The single-key statements keep their generic plans.
+        arrays = dialect.name == "postgresql" and any(isinstance(bind.type, ARRAY) for bind in binds.values())
+        self._execute_options: dict[str, bool] = {"prepare": False} if arrays else {}
         self._positional = compiled.positiontup is not None
         self._names: tuple[str, ...] = tuple(compiled.positiontup) if self._positional else tuple(binds)
         self._bind = {
@@ -63,7 +70,7 @@ class Compiled:
         cursor = conn.connection.driver_connection.cursor()
         parameters = self.parameters(params)
         try:
-            cursor.execute(self.sql, parameters)
+            cursor.execute(self.sql, parameters, **self._execute_options)
         except self._driver_error as exc:
             cursor.close()
             raise DBAPIError.instance(self.sql, parameters, exc, self._driver_error) from exc

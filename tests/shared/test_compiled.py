@@ -98,3 +98,18 @@ def test_keys_match_whole_not_every_combination_of_their_parts(db: Database) -> 
 def test_keys_of_the_wrong_width_are_refused(db: Database) -> None:
     with db.read() as conn, pytest.raises(AssertionError, match="2 parts"):
         keys_parameters(conn, "keys", [("a",)], 2)
+
+
+@pytest.mark.parametrize("storage", ["postgresql"], indirect=True)
+def test_a_list_statement_is_planned_for_each_list_on_postgresql(db: Database) -> None:
+    # A server-side prepared statement keeps its generic plan, made once for an assumed list
+    # length and the table as it was then (a scan while it was empty), however the table grows.
+    day = date(2026, 11, 25)
+    with db.begin() as conn:
+        APPEND.on(conn).run_many(conn, [row("a"), row("b")])
+        for _ in range(10):  # psycopg prepares a statement on its 5th execution
+            assert len(BY_CODE_AND_DAY.on(conn).all(conn, keys_parameters(conn, "keys", [("a", day), ("b", day)], 2))) == 2
+            assert BY_CODE.on(conn).one_or_none(conn, {"code": "a"}) is not None
+        prepared = conn.exec_driver_sql("SELECT statement FROM pg_prepared_statements").scalars().all()
+    assert any("entries.code = $1" in statement for statement in prepared)  # a single key: prepared
+    assert not any("unnest" in statement for statement in prepared)
