@@ -56,9 +56,14 @@ _FIND_REQUESTS = PerDialect(lambda dialect_name: select(_requests).where(keys_in
 
 
 def find_requests(conn: Connection, keys: list[RequestKey]) -> dict[RequestKey, tuple]:
-    """The stored requests under any of these keys, in one query, by key."""
+    """The stored requests under any of these keys, in one query, by key. (One key, the common
+    batch at light load: the single-key statement, whose generic plan is kept on the server; a
+    list statement is planned for each call.)"""
     if not keys:
         return {}
+    if len(keys) == 1:
+        row = find_request(conn, *keys[0])
+        return {} if row is None else {keys[0]: row}
     rows = _FIND_REQUESTS.on(conn).all(conn, keys_parameters(conn, "keys", keys, len(_REQUEST_KEY)))
     return {(row.op, row.terminal_id, row.stan, row.transmission_date): row for row in rows}
 
@@ -87,8 +92,10 @@ _LOCK_BY_PAN_REFS = PerDialect(
 
 
 def lock_kpms_of_cards(conn: Connection, pan_refs: list[str]) -> None:
-    """`lock_kpm_of_card` for many cards at once (PostgreSQL)."""
-    if pan_refs:
+    """`lock_kpm_of_card` for many cards at once (PostgreSQL); one card as `lock_kpm_of_card`."""
+    if len(pan_refs) == 1:
+        lock_kpm_of_card(conn, pan_refs[0])
+    elif pan_refs:
         _LOCK_BY_PAN_REFS.on(conn).all(conn, {"refs": list_parameter(conn, pan_refs)})
 
 
@@ -165,9 +172,13 @@ def card_state(conn: Connection, card_ref: str | int) -> CardState | None:
 
 
 def card_states(conn: Connection, pan_refs: list[str]) -> dict[str, CardState]:
-    """The states of the cards with these PAN references, in one query; unknown ones are absent."""
+    """The states of the cards with these PAN references, in one query; unknown ones are absent.
+    One card as `card_state` (see `find_requests`)."""
     if not pan_refs:
         return {}
+    if len(pan_refs) == 1:
+        state = card_state(conn, pan_refs[0])
+        return {} if state is None else {pan_refs[0]: state}
     rows = _CARD_STATES_BY_PAN_REFS.on(conn).all(conn, {"refs": list_parameter(conn, pan_refs)})
     return {row.pan_ref: _card_state(row) for row in rows}
 
