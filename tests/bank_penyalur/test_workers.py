@@ -30,17 +30,29 @@ RACERS = 24
 ON_POSTGRESQL = pytest.mark.parametrize("storage", ["postgresql"], indirect=True)
 
 
+PORT_TRIES = 3  # `free_port` frees the port before the server binds it: another socket may take it
+
+
 @pytest.fixture
 def two_workers(bank, storage: dict) -> Iterator[str]:  # noqa: ANN001
     """`sembako bank serve --workers 2` on the fixture bank's database; its URL."""
-    port = free_port()
-    command = [sys.executable, "-m", "sembako", "bank", "serve", "--bank", "bni", "--workers", "2", "--port", str(port),
-               "--data-dir", str(storage["data_dir"]), "--database-url", storage["database_url"]]
-    server = subprocess.Popen(command, env={**os.environ, "SEMBAKO_BANK_DB_SCHEMA": storage["db_schema"]},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "SEMBAKO_BANK_DB_SCHEMA": storage["db_schema"]}
+    for tries_left in range(PORT_TRIES - 1, -1, -1):
+        port = free_port()
+        command = [sys.executable, "-m", "sembako", "bank", "serve", "--bank", "bni", "--workers", "2", "--port", str(port),
+                   "--data-dir", str(storage["data_dir"]), "--database-url", storage["database_url"]]
+        server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            started = wait_for_both_workers(url, server)
+        except BaseException:
+            server.kill()
+            server.wait(timeout=30)
+            raise
+        if started:
+            break
+        assert tries_left, f"`sembako bank serve --workers 2` exited {PORT_TRIES} times at start: see {storage['data_dir']}/logs"
     try:
-        wait_for_both_workers(url)
         bank.today = SystemClock().now().date()  # the workers keep the real time
         yield url
     finally:
@@ -48,16 +60,20 @@ def two_workers(bank, storage: dict) -> Iterator[str]:  # noqa: ANN001
         server.wait(timeout=30)
 
 
-def wait_for_both_workers(url: str) -> None:
-    """Until two different processes have answered /health (each call on a new connection)."""
+def wait_for_both_workers(url: str, server: subprocess.Popen) -> bool:
+    """Until two different processes have answered /health (each call on a new connection);
+    False when the server exited first (its port was taken, say)."""
     seen: set[int] = set()
     deadline = time.monotonic() + START_TIMEOUT_S
     while len(seen) < 2:
+        if server.poll() is not None:
+            return False
         assert time.monotonic() < deadline, f"only processes {seen} answered within {START_TIMEOUT_S} s"
         try:
             seen.add(httpx.get(f"{url}/health", timeout=2.0).json()["process"])
         except httpx.HTTPError:
             time.sleep(0.2)
+    return True
 
 
 def race(url: str, headers: dict, bodies: list[dict]) -> list[dict]:
