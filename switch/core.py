@@ -58,6 +58,8 @@ KINDS = {
     iso8583.SETTLEMENT: "settlement",
 }
 BATCH_KINDS = ("upload", "settlement")  # decided by switch.batches; no transaction row of their own
+PEER_KEYS_REREAD_S = 1.0  # a terminal's keys are read from the journal at most this often
+PEER_KEY_READS_MAX = 100_000  # terminals whose last read is remembered (oldest forgotten first)
 CLAIMED_KINDS = ("inquiry", "purchase", "advice", "reversal")  # claimed across workers before the bank is called
 BLOCKED_KINDS = ("inquiry", "purchase", "advice", "upload")  # refused at a blocked terminal; reversals, settlements pass
 REQUIRED = {
@@ -122,6 +124,7 @@ class SwitchCore:
         rrn_step: int = 1,
         rrn_offset: int = 0,
         peers: Peers | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.hsm = hsm
         self.banks = banks
@@ -132,6 +135,9 @@ class SwitchCore:
         self._rrn = last_rrn if rrn_step == 1 else last_rrn - (last_rrn - rrn_offset) % rrn_step
         # The other switch processes on this database (switch.workers); None for a single switch.
         self.peers = peers
+        self._monotonic = monotonic
+        # tid -> when a read of its keys from the journal last found none newer (peers only).
+        self._peer_key_reads: OrderedDict[str, float] = OrderedDict()
         self.now = now
         self._sink = journal_sink
         self._persist_keys = persist_keys
@@ -325,13 +331,26 @@ class SwitchCore:
 
     async def _keys_from_peers(self, tid: str, keys: WorkingKeys | None, doc: Message, message: bytes) -> tuple[WorkingKeys | None, bool]:
         """The terminal's keys as the journal holds them now (it may have signed on at another
-        worker), read once, and whether the request's MAC holds under them."""
+        worker), read once, and whether the request's MAC holds under them. A read that found no
+        newer keys is not repeated for PEER_KEYS_REREAD_S: a flood of bad MACs costs one read a
+        second, not one each (a terminal signing on anew meanwhile is heard once that passes)."""
         assert self.peers is not None
+        fruitless_s = self._peer_key_reads.get(tid)
+        if fruitless_s is not None and self._monotonic() - fruitless_s < PEER_KEYS_REREAD_S:
+            return keys, False
         fresh = await self.peers.keys_of(tid)
         if fresh is None or fresh == keys:
+            self._note_fruitless_key_read(tid)
             return keys, False
+        self._peer_key_reads.pop(tid, None)
         self.keys[tid] = fresh
         return fresh, self.hsm.mac_ok(message, doc, fresh.tak)
+
+    def _note_fruitless_key_read(self, tid: str) -> None:
+        self._peer_key_reads[tid] = self._monotonic()
+        self._peer_key_reads.move_to_end(tid)
+        while len(self._peer_key_reads) > PEER_KEY_READS_MAX:
+            self._peer_key_reads.popitem(last=False)
 
     async def _exactly_once(
         self, kind: str, doc: Message, message: bytes, terminal: TerminalRecord, keys: WorkingKeys, day: date

@@ -4,7 +4,8 @@ Active only with workers > 1 (PostgreSQL); a single switch uses none of this. Wo
 
 - numbers RRNs congruent to i mod N (`SwitchCore`, `rrn_step`/`rrn_offset`);
 - re-reads a terminal's working keys from the journal when they are unknown in memory or its
-  MAC fails with them (the terminal signed on at another worker);
+  MAC fails with them (the terminal signed on at another worker); a read that found nothing
+  newer is not repeated for a second (`SwitchCore._keys_from_peers`);
 - claims a financial request in `request_claims` before calling the bank (`RequestClaims`): the
   first to insert the round's row proceeds, the others wait for its journal row and answer the
   same (`SwitchCore._exactly_once`). The advice of an offline sale detailed in a 0320 is claimed

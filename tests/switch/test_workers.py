@@ -44,8 +44,8 @@ from bank_penyalur.demo import generator
 from switch.bank_client import BankClient
 from switch.cli import WORKER_INDEX_ENV, worker_command
 from switch.core import SwitchCore, reversal_body
-from switch.hsm import SwitchHsm
-from switch.journal import Journal
+from switch.hsm import SwitchHsm, WorkingKeys
+from switch.journal import Journal, TerminalRecord
 from switch.runtime import wib_now
 from switch.saf import SafForwarder
 from switch.settings import SwitchSettings
@@ -88,6 +88,46 @@ def test_workers_number_rrns_apart_past_the_journal(workers: int, last_rrn: int)
 def test_a_single_switch_numbers_as_before() -> None:
     core = numbering_core(41, 1, 0)
     assert [core.next_rrn() for _ in range(3)] == ["000000000042", "000000000043", "000000000044"]
+
+
+# -- keys read back from the journal ---------------------------------------------------------------
+
+
+class JournalKeys:
+    """`Peers.keys_of` as a worker sees it: the journal holds no newer keys; reads are counted."""
+
+    def __init__(self) -> None:
+        self.reads: list[str] = []
+
+    async def keys_of(self, tid: str) -> None:
+        self.reads.append(tid)
+
+
+def test_bad_macs_from_one_terminal_read_its_keys_from_the_journal_once_a_second_while_none_are_newer() -> None:
+    async def nothing(*_: object) -> None:
+        return None
+
+    clock_s = [1_000.0]
+    journal = JournalKeys()
+    terminal = TerminalRecord(BNI.terminal_id(7), BNI.merchant_id(7), "bni", "e-Warong 7", "00" * 16)
+    keys = WorkingKeys(bytes(range(16)), bytes(range(16, 32)))
+    core = SwitchCore(
+        SwitchHsm("00" * 16, {}), None, [terminal], {terminal.tid: keys}, 0, datetime.now, lambda *_: None, nothing, nothing,  # type: ignore[arg-type]
+        peers=journal, monotonic=lambda: clock_s[0],  # type: ignore[arg-type]
+    )
+    kpm = SPENDABLE[0]
+    edc = protocol.Terminal(terminal.tid, terminal.mid)
+
+    def forged(stan: int) -> bytes:  # MACed under a key that is not the terminal's
+        doc = protocol.purchase_request(edc, f"{stan:06d}", datetime.now(), kpm.pan, 1_000, "00" * 8, 1)
+        return iso8583.Tpdu(1, 0).to_bytes() + iso8583.encode_with_mac(doc, bytes(16))
+
+    answers = [iso8583.decode(asyncio.run(core.handle(forged(stan)))[iso8583.TPDU_BYTES :]) for stan in range(1, 6)]
+    assert {answer["39"] for answer in answers} == {rc.INVALID_TRANSACTION}
+    assert journal.reads == [terminal.tid]  # five bad MACs, one read
+    clock_s[0] += 1.5
+    asyncio.run(core.handle(forged(6)))
+    assert journal.reads == [terminal.tid] * 2
 
 
 # -- a pool of two worker processes on PostgreSQL -------------------------------------------------
