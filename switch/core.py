@@ -58,7 +58,7 @@ KINDS = {
     iso8583.SETTLEMENT: "settlement",
 }
 BATCH_KINDS = ("upload", "settlement")  # decided by switch.batches; no transaction row of their own
-PEER_KEYS_REREAD_S = 1.0  # a terminal's keys are read from the journal at most this often
+PEER_KEYS_REREAD_S = 1.0  # after a read of a terminal's keys that found none newer, no other for this long
 PEER_KEY_READS_MAX = 100_000  # terminals whose last read is remembered (oldest forgotten first)
 CLAIMED_KINDS = ("inquiry", "purchase", "advice", "reversal")  # claimed across workers before the bank is called
 BLOCKED_KINDS = ("inquiry", "purchase", "advice", "upload")  # refused at a blocked terminal; reversals, settlements pass
