@@ -26,6 +26,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -254,22 +255,42 @@ def same_terminal_at(pool: Pool, worker: int, other: RawTerminal) -> RawTerminal
     return terminal
 
 
-def claims_of(pool: Pool, tid: str, stan: str) -> list[tuple]:
+@contextmanager
+def one_terminal_at_both(pool: Pool, serial: int) -> Iterator[tuple[RawTerminal, RawTerminal]]:
+    """A terminal signed on at worker 0 and a second connection of it to worker 1; closed after."""
+    at_0 = signed_on_at(pool, 0, serial)
+    at_1 = same_terminal_at(pool, 1, at_0)
+    try:
+        yield at_0, at_1
+    finally:
+        at_0.close()
+        at_1.close()
+
+
+def read_journal(pool: Pool, query) -> list:  # noqa: ANN001 - a select
     journal = pool.journal()
     try:
         with journal.db.read() as conn:
-            t = RequestClaim.__table__
-            return conn.execute(select(t.c.kind, t.c.round, t.c.worker, t.c.rrn).where(t.c.tid == tid, t.c.stan == stan)).all()
+            return conn.execute(query).all()
     finally:
         journal.db.dispose()
 
 
+def claims_of(pool: Pool, tid: str, stan: str) -> list[tuple]:
+    t = RequestClaim.__table__
+    return read_journal(pool, select(t.c.kind, t.c.round, t.c.worker, t.c.rrn).where(t.c.tid == tid, t.c.stan == stan))
+
+
+def journalled(pool: Pool, tid: str, stan: str, kind: str, *columns: str) -> list:
+    """The journal's `kind` rows of (tid, STAN), as tuples of `columns`."""
+    t = Transaction.__table__
+    return read_journal(pool, select(*(t.c[name] for name in columns)).where(t.c.tid == tid, t.c.stan == stan, t.c.kind == kind))
+
+
 def test_the_same_purchase_at_two_workers_at_once_is_posted_once(pool: Pool, ledger_balanced: None) -> None:
-    at_0 = signed_on_at(pool, 0, serial=1)
-    at_1 = same_terminal_at(pool, 1, at_0)
     kpm = SPENDABLE[0]
     before = pool.network.balance_of(kpm.pan)
-    try:
+    with one_terminal_at_both(pool, serial=1) as (at_0, at_1):
         assert at_1.inquiry(kpm.pan, kpm.pin)["39"] == rc.APPROVED  # worker 1 knows the keys: a real race
         for _ in range(6):
             message = iso8583.encode_with_mac(at_0.purchase_doc(kpm.pan, kpm.pin, 1_000), at_0.tak)
@@ -281,34 +302,24 @@ def test_the_same_purchase_at_two_workers_at_once_is_posted_once(pool: Pool, led
             assert [(kind, rnd, rrn) for kind, rnd, _, rrn in claims] == [("purchase", 0, first["37"])]
             assert int(first["37"]) % 2 == claims[0][2]  # the winner's RRN, numbered by the winner
         assert pool.network.balance_of(kpm.pan) == before - 6 * 1_000
-    finally:
-        at_0.close()
-        at_1.close()
 
 
 def test_a_repeat_with_other_content_at_the_other_worker_gets_94(pool: Pool, ledger_balanced: None) -> None:
-    at_0 = signed_on_at(pool, 0, serial=4)
-    at_1 = same_terminal_at(pool, 1, at_0)
     kpm = SPENDABLE[3]
     before = pool.network.balance_of(kpm.pan)
-    try:
+    with one_terminal_at_both(pool, serial=4) as (at_0, at_1):
         doc = at_0.purchase_doc(kpm.pan, kpm.pin, 2_000)
         first = at_0.exchange(doc)
         assert first["39"] == rc.APPROVED
         assert at_1.exchange(doc) == first  # the same request again, at the other worker
         assert at_1.exchange({**doc, "4": protocol.to_iso_minor(3_000)})["39"] == rc.DUPLICATE
         assert pool.network.balance_of(kpm.pan) == before - 2_000
-    finally:
-        at_0.close()
-        at_1.close()
 
 
 def test_a_terminal_signed_on_at_one_worker_pays_at_the_other(pool: Pool, ledger_balanced: None) -> None:
     kpm = SPENDABLE[1]
     before = pool.network.balance_of(kpm.pan)
-    at_0 = signed_on_at(pool, 0, serial=2)
-    at_1 = same_terminal_at(pool, 1, at_0)  # worker 1 has never seen this terminal's keys
-    try:
+    with one_terminal_at_both(pool, serial=2) as (at_0, at_1):  # worker 1 has never seen this terminal's keys
         first = at_1.purchase(kpm.pan, kpm.pin, 5_000)
         assert first["39"] == rc.APPROVED and int(first["37"]) % 2 == 1
         assert at_0.sign_on()["39"] == rc.APPROVED  # new keys at worker 0: worker 1's are stale now
@@ -316,27 +327,12 @@ def test_a_terminal_signed_on_at_one_worker_pays_at_the_other(pool: Pool, ledger
         second = at_1.purchase(kpm.pan, kpm.pin, 7_000)  # MACed with the new keys, at worker 1
         assert second["39"] == rc.APPROVED and int(second["37"]) % 2 == 1
         assert pool.network.balance_of(kpm.pan) == before - 12_000
-    finally:
-        at_0.close()
-        at_1.close()
-
-
-def journalled_advice(pool: Pool, tid: str, stan: str) -> list:
-    journal = pool.journal()
-    try:
-        with journal.db.read() as conn:
-            t = Transaction.__table__
-            return conn.execute(select(t.c.mti, t.c.rc, t.c.rrn, t.c.amount_idr).where(t.c.tid == tid, t.c.stan == stan, t.c.kind == "advice")).all()
-    finally:
-        journal.db.dispose()
 
 
 def test_the_same_upload_of_an_offline_sale_at_two_workers_at_once_is_posted_once(pool: Pool, ledger_balanced: None) -> None:
-    at_0 = signed_on_at(pool, 0, serial=5)
-    at_1 = same_terminal_at(pool, 1, at_0)
     kpm = SPENDABLE[4]
     before = pool.network.balance_of(kpm.pan)
-    try:
+    with one_terminal_at_both(pool, serial=5) as (at_0, at_1):
         assert at_1.inquiry(kpm.pan, kpm.pin)["39"] == rc.APPROVED  # worker 1 knows the keys: a real race
         for _ in range(4):  # an upload cut and sent again on a new connection, landing at the other worker
             stan = at_0.next_stan()
@@ -349,32 +345,17 @@ def test_the_same_upload_of_an_offline_sale_at_two_workers_at_once_is_posted_onc
             claims = claims_of(pool, at_0.tid, stan)
             assert [(kind, rnd) for kind, rnd, _, _ in claims] == [("advice", 0)]  # one worker asked the bank
             rrn = claims[0][3]
-            assert wait_until(lambda: journalled_advice(pool, at_0.tid, stan) == [("0320", rc.APPROVED, rrn, 1_000)])  # noqa: B023
+            assert wait_until(lambda: journalled(pool, at_0.tid, stan, "advice", "mti", "rc", "rrn", "amount_idr") == [("0320", rc.APPROVED, rrn, 1_000)])  # noqa: B023
         own_advice = at_1.exchange(sale)  # the last sale's own 0220 afterwards, at the other worker
         assert (own_advice["t"], own_advice["39"], own_advice["37"]) == ("0230", rc.APPROVED, rrn)
         assert pool.network.balance_of(kpm.pan) == before - 4 * 1_000
-    finally:
-        at_0.close()
-        at_1.close()
-
-
-def journalled_reversal(pool: Pool, tid: str, stan: str) -> list:
-    journal = pool.journal()
-    try:
-        with journal.db.read() as conn:
-            t = Transaction.__table__
-            return conn.execute(select(t.c.rc, t.c.original_rrn).where(t.c.tid == tid, t.c.stan == stan, t.c.kind == "reversal")).all()
-    finally:
-        journal.db.dispose()
 
 
 def test_a_reversal_at_one_worker_waits_for_its_purchase_in_flight_at_the_other(pool: Pool, ledger_balanced: None) -> None:
-    at_0 = signed_on_at(pool, 0, serial=6)
-    at_1 = same_terminal_at(pool, 1, at_0)
     kpm = SPENDABLE[5]
     before = pool.network.balance_of(kpm.pan)
     bank = pool.network.banks["bni"]
-    try:
+    with one_terminal_at_both(pool, serial=6) as (at_0, at_1):
         assert at_1.inquiry(kpm.pan, kpm.pin)["39"] == rc.APPROVED  # worker 1 knows the keys
         purchase = at_0.purchase_doc(kpm.pan, kpm.pin, 3_000)
         bank.freeze()  # the purchase waits at the bank, claimed by worker 0
@@ -388,11 +369,8 @@ def test_a_reversal_at_one_worker_waits_for_its_purchase_in_flight_at_the_other(
             bank.thaw()
         (_, bought), (_, reversed_) = at_0.read_message(), at_1.read_message()
         assert bought["39"] == rc.APPROVED and reversed_["39"] == rc.APPROVED, (bought, reversed_)
-        assert wait_until(lambda: journalled_reversal(pool, at_1.tid, reversal["11"]) == [(rc.APPROVED, bought["37"])])
+        assert wait_until(lambda: journalled(pool, at_1.tid, reversal["11"], "reversal", "rc", "original_rrn") == [(rc.APPROVED, bought["37"])])
         assert pool.network.balance_of(kpm.pan) == before
-    finally:
-        at_0.close()
-        at_1.close()
 
 
 def test_a_block_at_worker_0_is_refused_at_worker_1_within_a_second(pool: Pool) -> None:
