@@ -22,7 +22,6 @@ import hmac
 import json
 import logging
 import time
-from concurrent.futures import Future
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -43,10 +42,10 @@ from switch.workers import Claim, Peers
 
 log = logging.getLogger("switch")
 
-# What the journal sink gives back: a future that turns True once the record is committed (the
-# journal writer), or None when the sink keeps records itself (test harnesses).
-Written = Future | None
-JOURNAL_WAIT_S = 5.0  # an answer waits at most this long for its journal row
+# What the journal sink gives back: a future that turns True once the record is committed, False
+# when its batch failed, None when not confirmed within the writer's bound (the journal writer,
+# switch.journal_writer); or None when the sink keeps records itself (test harnesses).
+Written = asyncio.Future | None
 
 KINDS = {
     iso8583.INQUIRY: "inquiry",
@@ -459,17 +458,15 @@ class SwitchCore:
         return Answer(request_hash, outcome.response)
 
     async def _journalled(self, written: Written, tid: str, stan: str) -> None:
-        """Wait (bounded) until the journal holds the answer's record, so that a switch killed
-        after answering has it. A failed or slow write is logged; the answer still goes out:
-        the bank has applied it, and the terminal must hear so."""
+        """Wait until the journal holds the answer's record, so that a switch killed after
+        answering has it (the writer bounds the wait). A failed or slow write is logged; the
+        answer still goes out: the bank has applied it, and the terminal must hear so."""
         if written is None:
             return
-        try:
-            committed = await asyncio.wait_for(asyncio.wrap_future(written), JOURNAL_WAIT_S)
-        except TimeoutError:
-            log.error("journal write of %s STAN %s not confirmed within %.0f s; answering anyway", tid, stan, JOURNAL_WAIT_S)
-            return
-        if not committed:
+        committed = await written
+        if committed is None:
+            log.error("journal write of %s STAN %s not confirmed in time; answering anyway", tid, stan)
+        elif not committed:
             log.error("journal write of %s STAN %s failed; answering anyway", tid, stan)
 
     def _journal(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields
+from operator import attrgetter
 from datetime import date, datetime
 
 import orjson
@@ -148,6 +149,8 @@ TRANSACTION_FIELDS = tuple(f.name for f in fields(TransactionRecord))
 UPLOAD_FIELDS = tuple(f.name for f in fields(UploadRecord))
 _TOTALS_FIELDS = tuple(f.name for f in fields(BatchTotals))
 MESSAGE_FIELDS = tuple(f.name for f in fields(MessageRecord))
+_transaction_values = attrgetter(*TRANSACTION_FIELDS)  # a record's values, in the order of the fields
+_message_values = attrgetter(*MESSAGE_FIELDS)
 TERMINAL_FIELDS = tuple(f.name for f in fields(TerminalRecord))
 
 _transactions = Transaction.__table__
@@ -327,7 +330,7 @@ def _copy_messages(conn: Connection, messages: Sequence[MessageRecord]) -> None:
     try:
         with driver.cursor() as cursor, cursor.copy(_COPY_MESSAGES) as copy:
             for message in messages:
-                row = [getattr(message, name) for name in MESSAGE_FIELDS]
+                row = list(_message_values(message))
                 row[_JSON_FIELD] = orjson.dumps(row[_JSON_FIELD], option=orjson.OPT_NON_STR_KEYS).decode()
                 copy.write_row(row)
     except psycopg.Error as exc:  # as SQLAlchemy reports it for its own statements (IntegrityError, ...)
@@ -431,11 +434,11 @@ class Journal:
             return
         with self.db.begin() as conn:
             if transactions:
-                conn.execute(self._insert_transactions, [{n: getattr(t, n) for n in TRANSACTION_FIELDS} for t in transactions])
+                conn.execute(self._insert_transactions, [dict(zip(TRANSACTION_FIELDS, _transaction_values(t))) for t in transactions])
             if messages and self.db.dialect == "postgresql":
                 _copy_messages(conn, messages)
             elif messages:
-                conn.execute(_INSERT_MESSAGES, [{n: getattr(m, n) for n in MESSAGE_FIELDS} for m in messages])
+                conn.execute(_INSERT_MESSAGES, [dict(zip(MESSAGE_FIELDS, _message_values(m))) for m in messages])
 
     def find(self, tid: str, stan: str, transmission_date: date, kind: str) -> TransactionRecord | None:
         params = {"tid": tid, "stan": stan, "day": transmission_date, "kind": kind}

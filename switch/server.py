@@ -7,6 +7,10 @@ connection silent for `idle_timeout_ms` between frames is closed quietly; a fram
 byte has arrived must arrive whole within `frame_timeout_ms`, else the connection is closed with
 one warning (a slow or stuck client holds nothing for long). Every answer task handles its own
 exceptions: nothing is left for "Task exception was never retrieved".
+
+The answers to one connection that are ready in the same turn of the event loop go out in one
+write (`_Outbox`): a terminal uploading many advices at once gets its answers in a few writes,
+not one system call each.
 """
 
 from __future__ import annotations
@@ -105,7 +109,7 @@ class IsoServer:
         slots = asyncio.Semaphore(self._inflight_max)
         tasks: set[asyncio.Task] = set()
         try:
-            await self._read_loop(reader, writer, slots, tasks, source)
+            await self._read_loop(reader, _Outbox(writer), slots, tasks, source)
         except asyncio.CancelledError:
             pass  # the server is stopping: this connection task ends here, quietly
         except Exception:  # noqa: BLE001 - a fault on one connection must not reach the listener
@@ -119,7 +123,7 @@ class IsoServer:
             self._clients.discard(me)
             writer.close()
 
-    async def _read_loop(self, reader, writer, slots, tasks, source: str) -> None:  # noqa: ANN001
+    async def _read_loop(self, reader, outbox, slots, tasks, source: str) -> None:  # noqa: ANN001
         while True:
             try:
                 body = await iso8583.read_frame(reader, self._idle_timeout_ms, self._frame_bytes_max, self._frame_timeout_ms)
@@ -134,27 +138,59 @@ class IsoServer:
                 return  # end of stream, reset, or idle between frames: close quietly
             self.frames += 1
             await slots.acquire()  # bounded: each answer task ends within the bank timeout
-            task = asyncio.create_task(self._answer(body, writer, slots))
+            task = asyncio.create_task(self._answer(body, outbox, slots))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
 
-    async def _answer(self, body: bytes, writer: asyncio.StreamWriter, slots: asyncio.Semaphore) -> None:
+    async def _answer(self, body: bytes, outbox: _Outbox, slots: asyncio.Semaphore) -> None:
         try:
             answer = await self.core.handle(body)
             if answer is None:
                 return
-            writer.write(_framed(answer))  # whole frames: one write each, never interleaved
-            if writer.transport.get_write_buffer_size() > DRAIN_BYTES:  # the terminal reads slowly
-                await asyncio.wait_for(writer.drain(), timeout=self._frame_timeout_ms / 1000)
+            outbox.put(_framed(answer))
+            if outbox.backlog_bytes > DRAIN_BYTES:  # the terminal reads slowly
+                await asyncio.wait_for(outbox.drain(), timeout=self._frame_timeout_ms / 1000)
         except ConnectionError:
             pass  # the terminal went away; it will repeat or reverse
         except TimeoutError:
             log.warning("closed a connection: the terminal did not read its answer within %d ms", self._frame_timeout_ms)
-            writer.close()  # it will repeat or reverse
+            outbox.writer.close()  # it will repeat or reverse
         except Exception:  # noqa: BLE001 - a fault of the switch: logged, the connection goes on
             log.exception("failed to answer a frame of %d bytes", len(body))
         finally:
             slots.release()
+
+
+class _Outbox:
+    """One connection's answers, written together at the end of the event loop's turn in which
+    they were ready: whole frames, in the order they were put, never interleaved."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self._frames: list[bytes] = []
+
+    def put(self, frame: bytes) -> None:
+        if not self._frames:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._frames.append(frame)
+
+    @property
+    def backlog_bytes(self) -> int:
+        """Bytes put but not yet taken by the kernel."""
+        return self.writer.transport.get_write_buffer_size() + sum(map(len, self._frames))
+
+    async def drain(self) -> None:
+        self._flush()
+        await self.writer.drain()
+
+    def _flush(self) -> None:
+        frames, self._frames = self._frames, []
+        if not frames or self.writer.is_closing():
+            return  # the terminal went away; it will repeat or reverse
+        try:
+            self.writer.write(b"".join(frames))
+        except (ConnectionError, RuntimeError):  # closed meanwhile (uvloop raises RuntimeError)
+            pass
 
 
 def _source_of(writer: asyncio.StreamWriter) -> str:
