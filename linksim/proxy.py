@@ -9,7 +9,8 @@ order per direction.
 
 Tests and scenarios steer it: drop, delay or duplicate the next frame in a direction, cut the
 link (close every connection and refuse new ones) and heal it, or swap the profile.
-Everything is bounded: frame size, frames queued per connection, connections, and every wait.
+Everything is bounded: frame size, bytes queued per connection and direction, connections, and
+every wait.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ TO_TERMINAL = "to_terminal"
 DIRECTIONS = (TO_SWITCH, TO_TERMINAL)
 
 CONNECTIONS_MAX = 64
-QUEUED_FRAMES_MAX = 64  # per connection and direction; a full queue stops reading (back-pressure)
+# Per connection and direction: what the link holds in flight, in bytes (a few thousand of the
+# terminals' frames: a pipelined upload is not held back by the proxy); beyond it the proxy stops
+# reading that side (back-pressure).
+QUEUED_BYTES_MAX = 512 * 1024
 STEERING_PENDING_MAX = 64  # pending drop/delay/duplicate requests per direction
 CONNECT_TIMEOUT_MS = 5_000
 WRITE_TIMEOUT_MS = 5_000
@@ -332,14 +336,49 @@ class _Queued:
 
 
 class _Lane:
-    """One direction of one connection: its queue and the link's timing."""
+    """One direction of one connection: its queue (at most QUEUED_BYTES_MAX of frames) and the
+    link's timing."""
 
     def __init__(self, direction: str, writer: asyncio.StreamWriter) -> None:
         self.direction = direction
         self.writer = writer
-        self.queue: asyncio.Queue[_Queued | None] = asyncio.Queue(QUEUED_FRAMES_MAX)
+        self._queue: asyncio.Queue[_Queued | None] = asyncio.Queue()  # bounded in bytes by `put`
+        self.queued_bytes = 0
+        self._room = asyncio.Event()
         self.link_free_at = 0.0
         self.last_due = 0.0
+
+    def _fits(self, size_bytes: int) -> bool:
+        return not self.queued_bytes or self.queued_bytes + size_bytes <= QUEUED_BYTES_MAX
+
+    async def put(self, item: _Queued | None, timeout_s: float) -> bool:
+        """Queue `item` (None: the end of the stream) once it fits; False when no room came
+        within `timeout_s` (the peer does not read)."""
+        size_bytes = len(item.data) if item is not None else 0
+        if not self._fits(size_bytes):
+            try:
+                async with asyncio.timeout(timeout_s):
+                    while not self._fits(size_bytes):
+                        self._room.clear()
+                        await self._room.wait()
+            except TimeoutError:
+                return False
+        self.queued_bytes += size_bytes
+        self._queue.put_nowait(item)
+        return True
+
+    async def get(self) -> _Queued | None:
+        return self._taken(await self._queue.get())
+
+    def get_nowait(self) -> _Queued | None:
+        """The next item; raises asyncio.QueueEmpty when there is none."""
+        return self._taken(self._queue.get_nowait())
+
+    def _taken(self, item: _Queued | None) -> _Queued | None:
+        if item is not None:
+            self.queued_bytes -= len(item.data)
+            self._room.set()
+        return item
 
     def schedule(self, now: float, serialisation_s: float, one_way_s: float) -> float:
         """The delivery time of the next frame: after it is serialised and has travelled,
@@ -415,15 +454,7 @@ class _Connection:
 
     async def _put(self, lane: _Lane, item: _Queued | None) -> None:
         """Queue one item; a queue that stays full (the peer does not read) closes both sides."""
-        try:
-            lane.queue.put_nowait(item)  # the common case: room in the queue, no timer needed
-            return
-        except asyncio.QueueFull:
-            pass
-        try:
-            async with asyncio.timeout(WRITE_TIMEOUT_MS / 1000):
-                await lane.queue.put(item)
-        except TimeoutError:
+        if not await lane.put(item, WRITE_TIMEOUT_MS / 1000):
             self.close(abort=True)
 
     async def _enqueue(self, lane: _Lane, data: bytes) -> None:
@@ -453,7 +484,7 @@ class _Connection:
         try:
             while True:
                 # Bounded: the reader's idle timeout closes the connection, which cancels this task.
-                item = held or await lane.queue.get()
+                item = held or await lane.get()
                 if item is None or lane.writer.is_closing():
                     break
                 delay_s = item.due - loop.time()
@@ -478,7 +509,7 @@ class _Connection:
         frames = [first.data]
         while True:
             try:
-                item = lane.queue.get_nowait()
+                item = lane.get_nowait()
             except asyncio.QueueEmpty:
                 return frames, None, False
             if item is None:

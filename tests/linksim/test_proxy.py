@@ -219,3 +219,21 @@ async def test_steering_refuses_an_unknown_direction(echo: EchoUpstream) -> None
         proxy.delay_next(TO_SWITCH, -1)
     with pytest.raises(ValueError, match="time_scale"):
         LinkProxy("127.0.0.1", 0, "127.0.0.1", echo.port, VSAT, time_scale=0)
+
+
+async def test_a_pipelined_burst_travels_together_not_a_queue_length_at_a_time(echo: EchoUpstream) -> None:
+    """500 frames sent at once on a 1 s one-way link all reach the upstream after about one
+    one-way delay: the proxy holds them in flight together (bounded in bytes, QUEUED_BYTES_MAX),
+    as a link does. A bound of 64 frames would take 8 one-way delays."""
+    slow = LinkProfile("slow", rtt_ms=2_000)
+    async with proxy_for(echo, slow) as proxy:
+        client = await Client.connect(proxy.port)
+        started = time.monotonic()
+        for n in range(500):
+            await client.send(n)
+        while proxy.counters.forwarded[TO_SWITCH] < 500 and time.monotonic() - started < 8:
+            await asyncio.sleep(0.05)
+        arrived_s = time.monotonic() - started
+        await client.close()
+    assert len(echo.received) == 500
+    assert 0.9 <= arrived_s <= 3.0, arrived_s
