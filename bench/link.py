@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import cpu_seconds, free_port, machine, stop, wait_healthy  # noqa: E402
 from bank_penyalur.demo import generator  # noqa: E402
+from edc_terminal.batchjob import DEFAULT_WINDOW, WINDOW_MAX  # noqa: E402
 from edc_terminal.client import ClientConfig, SwitchClient  # noqa: E402
 from edc_terminal.core import CoreConfig  # noqa: E402
 from edc_terminal.headless import Request, open_core, run_job, session  # noqa: E402
@@ -225,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     throughput.add_argument("--rounds", type=int, default=3, help="Pairs of runs, direct then through the proxy")
     offline = sub.add_parser("offline")
     offline.add_argument("--sales", type=int, default=10_000)
-    offline.add_argument("--window", type=int, default=128, help="Messages in flight during upload (at most 256)")
+    offline.add_argument("--window", type=int, default=DEFAULT_WINDOW, help=f"Messages in flight during upload (at most {WINDOW_MAX})")
     offline.add_argument("--link", choices=("online", "direct"), default="online", help="Profile of the link the upload takes")
     args = parser.parse_args(argv)
     if args.what == "vsat":
@@ -301,7 +302,7 @@ async def _offline_run(network, data_dir: Path, sales: int, window: int, link: s
 
 
 def bench_offline(sales: int, window: int, link: str) -> dict:
-    """`window` above the switch's `inflight_per_connection_max` (128 by default) needs
+    """`window` above the switch's `inflight_per_connection_max` (512 by default) needs
     SEMBAKO_SWITCH_INFLIGHT_PER_CONNECTION_MAX raised too: the switch bounds each connection."""
     with tempfile.TemporaryDirectory(prefix="bench-offline-") as tmp:
         network = _SwitchProcess(Path(tmp), kpm=OFFLINE_KPM)

@@ -127,20 +127,21 @@ async def run_job(job: BatchJob, client: SwitchClient, window: int = DEFAULT_WIN
     through `client.request` with its own timeout. The core shows the job's result (RESULT)."""
     window = max(1, min(window, WINDOW_MAX))
     flying: dict[asyncio.Task, JobSend] = {}
+    ended: asyncio.Queue[asyncio.Task] = asyncio.Queue()  # holds at most `window` tasks
     try:
         while True:
             for send in job.poll(window - len(flying)):
-                flying[asyncio.create_task(_exchange(client, send, inspector))] = send
+                task = asyncio.create_task(_exchange(client, send, inspector))
+                task.add_done_callback(ended.put_nowait)
+                flying[task] = send
             if not flying:
                 break
-            done, _ = await asyncio.wait(flying, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                send = flying.pop(task)
-                received = task.result()
-                if received is None:
-                    job.on_timeout(send)
-                else:
-                    job.on_response(received.message, received.raw)
+            task = await ended.get()
+            while True:  # every exchange that ended, before the window is filled again
+                _hand_over(job, flying.pop(task), task.result())
+                if ended.empty():
+                    break
+                task = ended.get_nowait()
     finally:
         for task in flying:
             task.cancel()
@@ -149,6 +150,13 @@ async def run_job(job: BatchJob, client: SwitchClient, window: int = DEFAULT_WIN
     if job.result is None:
         raise RuntimeError(f"the job stopped in phase {job.phase} with nothing to send")
     return job.result
+
+
+def _hand_over(job: BatchJob, send: JobSend, received: Received | None) -> None:
+    if received is None:
+        job.on_timeout(send)
+    else:
+        job.on_response(received.message, received.raw)
 
 
 def _first(commands: list[Command], kind: type) -> Any:

@@ -40,7 +40,7 @@ class SwitchSettings(BaseSettings):
     frame_bytes_max: int = 4_096
     idle_timeout_ms: int = 600_000  # a terminal connection silent this long is closed
     frame_timeout_ms: int = 5_000  # a frame started must arrive whole within this
-    inflight_per_connection_max: int = 128  # a terminal uploading its offline sales keeps up to this many in flight
+    inflight_per_connection_max: int = 512  # a terminal uploading its offline sales keeps up to this many in flight
     connections_max: int = 2_048
     connections_per_source_max: int = 64  # from one source address; beyond it closed at once
     duplicates_remembered_max: int = 200_000
