@@ -18,14 +18,13 @@ from __future__ import annotations
 import asyncio
 import copy
 import random
-import struct
 import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Self
 
-from shared.iso8583 import FRAME_BYTES_MAX, FrameError, read_frame
+from shared.iso8583 import FRAME_BYTES_MAX, FrameSplitter
 
 from .profiles import LinkProfile
 
@@ -44,6 +43,7 @@ WRITE_TIMEOUT_MS = 5_000
 IDLE_TIMEOUT_MS = 900_000  # a connection with no frame either way for this long is closed
 CLOSE_TIMEOUT_MS = 2_000
 DRAIN_BYTES = 64 * 1024  # a writer waits for the peer only past this much unsent data
+READ_CHUNK_BYTES = 64 * 1024  # what one read takes from a side: every whole frame in it is forwarded
 STEER_DELAY_MS_MAX = 600_000
 TIME_SCALE_MAX = 1_000.0
 
@@ -438,19 +438,26 @@ class _Connection:
     async def _read(self, direction: str) -> None:
         lane = self.lanes[direction]
         reader = self.readers[direction]
+        splitter = FrameSplitter(FRAME_BYTES_MAX)
         while not self.done.is_set():
             try:
-                body = await read_frame(reader, IDLE_TIMEOUT_MS, FRAME_BYTES_MAX)
-            except FrameError:
-                self.proxy._count("dropped", direction)
-                continue
-            except (asyncio.IncompleteReadError, ConnectionError):
-                await self._put(lane, None)  # deliver what is queued, then close
-                return
+                async with asyncio.timeout(IDLE_TIMEOUT_MS / 1000):
+                    chunk = await reader.read(READ_CHUNK_BYTES)
             except TimeoutError:
                 self.close()
                 return
-            await self._enqueue(lane, struct.pack(">H", len(body)) + body)
+            except ConnectionError:
+                chunk = b""
+            if not chunk:
+                await self._put(lane, None)  # deliver what is queued, then close
+                return
+            dropped = splitter.dropped
+            for data in splitter.feed(chunk):
+                if self.done.is_set():
+                    return  # a disconnect drawn for a frame before it closed the link
+                await self._enqueue(lane, data)
+            if splitter.dropped > dropped:
+                self.proxy._count("dropped", direction, splitter.dropped - dropped)
 
     async def _put(self, lane: _Lane, item: _Queued | None) -> None:
         """Queue one item; a queue that stays full (the peer does not read) closes both sides."""

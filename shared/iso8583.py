@@ -125,6 +125,43 @@ async def read_frame(
     return body
 
 
+class FrameSplitter:
+    """Whole frames out of a byte stream read in chunks of whatever arrived: one read (and one
+    timer) per chunk rather than per frame, for a reader that only forwards frames (the link
+    proxy). A frame whose length is outside [TPDU_BYTES, frame_bytes_max] is skipped whole, so
+    the stream stays in step, and counted in `dropped`. Holds at most one unfinished frame
+    (a length is 2 bytes: under 64 KiB) besides the last chunk."""
+
+    def __init__(self, frame_bytes_max: int = FRAME_BYTES_MAX) -> None:
+        self._buffer = bytearray()
+        self._frame_bytes_max = frame_bytes_max
+        self.dropped = 0
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        """The frames `chunk` completes, in order, each whole (length prefix included)."""
+        buffer = self._buffer
+        buffer += chunk
+        frames: list[bytes] = []
+        start = 0
+        while len(buffer) - start >= LENGTH_BYTES:
+            length = int.from_bytes(buffer[start : start + LENGTH_BYTES], "big")
+            end = start + LENGTH_BYTES + length
+            if end > len(buffer):
+                break
+            if TPDU_BYTES <= length <= self._frame_bytes_max:
+                frames.append(bytes(buffer[start:end]))
+            else:
+                self.dropped += 1
+            start = end
+        del buffer[:start]
+        return frames
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of a frame begun but not complete yet."""
+        return len(self._buffer)
+
+
 def peek_mti(message: bytes) -> str | None:
     """The MTI if the first four bytes are one, else None."""
     head = message[:4]

@@ -111,3 +111,36 @@ def test_the_mac_moves_to_128_with_a_secondary_bitmap() -> None:
 
 def test_response_mtis() -> None:
     assert [iso8583.response_mti(m) for m in ("0100", "0200", "0400", "0401", "0800")] == ["0110", "0210", "0410", "0410", "0810"]
+
+
+# -- frames out of chunks (the link proxy's reads) ---------------------------------------------------
+
+
+def _frame_of(body: bytes) -> bytes:
+    return len(body).to_bytes(2, "big") + body
+
+
+def test_a_splitter_gives_every_whole_frame_of_a_chunk_and_keeps_the_rest_for_the_next() -> None:
+    frames = [_frame_of(b"\x60\x00\x01\x00\x00" + bytes([n]) * n) for n in range(1, 6)]
+    stream = b"".join(frames)
+    splitter = iso8583.FrameSplitter()
+    cut = len(frames[0]) + len(frames[1]) + 3  # mid-way through the third frame's length and TPDU
+    assert splitter.feed(stream[:cut]) == frames[:2]
+    assert splitter.pending_bytes == 3
+    assert splitter.feed(stream[cut:-1]) == frames[2:4]
+    assert splitter.feed(stream[-1:]) == frames[4:]
+    assert splitter.pending_bytes == 0
+    assert splitter.dropped == 0
+
+
+def test_a_splitter_skips_a_frame_of_a_length_out_of_bounds_whole_and_stays_in_step() -> None:
+    good = _frame_of(b"\x60\x00\x01\x00\x000800")
+    too_short = _frame_of(b"\x60\x00")  # shorter than a TPDU
+    too_long = _frame_of(b"\x60" + b"x" * 200)
+    stream = good + too_short + too_long + good
+    splitter = iso8583.FrameSplitter(frame_bytes_max=100)
+    out = []
+    for byte in range(len(stream)):  # one byte at a time
+        out += splitter.feed(stream[byte : byte + 1])
+    assert out == [good, good]
+    assert splitter.dropped == 2
