@@ -9,10 +9,11 @@
 
     python bench/link.py throughput --switch 127.0.0.1:8583 [--seconds 15] [--concurrency 1024] [--rounds 3] [--kpm 1000]
         Against a running network (`sembako up`): `sembako bench purchase` straight to the switch,
-        then through a link-simulator proxy on the online profile (its delays and jitter; loss and
+        and through a link-simulator proxy on the online profile (its delays and jitter; loss and
         cuts off, since a lost frame costs the closed-loop bench a 10 s timeout), `--rounds` times
-        in turn. Reports each run, the proxy's CPU per purchase, and the ratio of the median
-        rates (goal: at least 90 %). Each run is a closed loop, so the link's round trip holds
+        in turn, the order swapped each round (the network slows as its journal grows). Reports
+        each run, the proxy's CPU per purchase, and the ratio of the median rates (goal: at least
+        90 %). Each run is a closed loop, so the link's round trip holds
         rate x RTT requests in flight (about 130 at 1,400/s and 90 ms) that the network does not
         see (Little's law): the default concurrency keeps the network saturated either way, as a
         province's thousands of terminals do, so that the ratio shows what the simulator costs
@@ -186,13 +187,19 @@ async def _through_proxy(host: str, port: int, seconds: float, concurrency: int,
 
 
 def bench_throughput(switch: str, seconds: float, concurrency: int, kpm: int, data_dir: Path, rounds: int) -> dict:
-    """`rounds` pairs of runs, direct then through the proxy, so that a drift of the machine or
-    of the network (its journal and ledgers grow) falls on both sides; the ratio is of the medians."""
+    """`rounds` pairs of runs, direct and through the proxy, the pair's order swapped each round
+    (direct first, then the proxy first, ...), so that a drift of the machine or of the network
+    (its journal and ledgers grow with every run) falls on both sides alike; the ratio is of the
+    medians."""
     host, _, port = switch.rpartition(":")
     direct, online = [], []
-    for _ in range(rounds):
-        direct.append(_bench_purchase(switch, seconds, concurrency, kpm, data_dir))
-        online.append(aio.run(_through_proxy(host, int(port), seconds, concurrency, kpm, data_dir)))
+    for round_index in range(rounds):
+        pair = [
+            lambda: direct.append(_bench_purchase(switch, seconds, concurrency, kpm, data_dir)),
+            lambda: online.append(aio.run(_through_proxy(host, int(port), seconds, concurrency, kpm, data_dir))),
+        ]
+        for run in pair if round_index % 2 == 0 else reversed(pair):
+            run()
     direct_tps = statistics.median(r["tps"] for r in direct)
     online_tps = statistics.median(r["tps"] for r in online)
     figures = ("tps", "p50_ms", "p99_ms", "approved", "declined", "errors")
