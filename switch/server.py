@@ -168,23 +168,25 @@ class _Outbox:
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self.writer = writer
         self._frames: list[bytes] = []
+        self._frames_bytes = 0
 
     def put(self, frame: bytes) -> None:
         if not self._frames:
             asyncio.get_running_loop().call_soon(self._flush)
         self._frames.append(frame)
+        self._frames_bytes += len(frame)
 
     @property
     def backlog_bytes(self) -> int:
         """Bytes put but not yet taken by the kernel."""
-        return self.writer.transport.get_write_buffer_size() + sum(map(len, self._frames))
+        return self.writer.transport.get_write_buffer_size() + self._frames_bytes
 
     async def drain(self) -> None:
         self._flush()
         await self.writer.drain()
 
     def _flush(self) -> None:
-        frames, self._frames = self._frames, []
+        frames, self._frames, self._frames_bytes = self._frames, [], 0
         if not frames or self.writer.is_closing():
             return  # the terminal went away; it will repeat or reverse
         try:
