@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -164,6 +165,57 @@ def test_sealed_batches_settle_in_order(core: EdcCore, switch: FakeSwitch, monke
     assert [(s.batch, s.rc, s.totals.purchase_count) for s in result.steps] == [(1, "00", 3), (2, "00", 3), (3, "00", 1)]
     assert [m["60"] for m in sent(switch, "0500")] == ["000001", "000002", "000003"]
     assert [b.number for b in core.batches.unsettled()] == [4] and core.stored.batch == 4
+
+
+def _mtis_and_batches(switch: FakeSwitch) -> list[tuple[str, str]]:
+    return [(m["t"], m["60"]) for m in switch.received if m["t"] in ("0220", "0320", "0500")]
+
+
+def test_a_sealed_batch_settles_while_later_batches_still_upload(core: EdcCore, switch: FakeSwitch, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once batch 1's advices are all answered, its 0500 goes ahead of batch 2's and 3's
+    advices still waiting: the settlements' round trips overlap the upload."""
+    monkeypatch.setattr(protocol, "BATCH_COUNT_MAX", 3)
+    sell_offline(core, *[1_000 * n for n in range(1, 8)])
+    result = settle(core, switch, window=2)
+    assert result.rc == "00" and result.batches_settled == (1, 2, 3) and result.open_batch == 4
+    assert [(s.batch, s.processing, s.rc, s.totals.purchase_count) for s in result.steps] == [
+        (1, "920000", "00", 3), (2, "920000", "00", 3), (3, "920000", "00", 1)
+    ]  # fmt: skip
+    order = _mtis_and_batches(switch)
+    assert order.index(("0500", "000001")) < order.index(("0220", "000003"))  # before the upload ended
+    assert [b for t, b in order if t == "0500"] == ["000001", "000002", "000003"]  # in order, once each
+    assert [b.number for b in core.batches.unsettled()] == [4]
+
+
+def test_an_early_95_leaves_the_batch_to_the_settle_step_which_uploads_its_details(
+    core: EdcCore, switch: FakeSwitch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(protocol, "BATCH_COUNT_MAX", 3)
+    sell_offline(core, *[1_000 * n for n in range(1, 8)])
+    summed = switch.batch_totals  # the switch's totals of batch 1 are Rp1 off, whatever is sent again
+    monkeypatch.setattr(switch, "batch_totals", lambda tid, batch: replace(summed(tid, batch), purchase_amount_idr=summed(tid, batch).purchase_amount_idr + (batch == 1)))
+    result = settle(core, switch, window=2)
+    assert result.rc == "00" and result.batches_settled == (1, 2, 3)
+    assert [(s.batch, s.processing, s.rc) for s in result.steps] == [
+        (1, "920000", "95"), (1, "960000", "00"), (2, "920000", "00"), (3, "920000", "00")
+    ]  # fmt: skip
+    order = _mtis_and_batches(switch)
+    settlements = [b for t, b in order if t == "0500"]
+    assert settlements == ["000001", "000001", "000001", "000002", "000003"]  # early 95, 920000 again (95), 960000
+    assert [b for t, b in order if t == "0320"] == ["000001"] * 3
+    assert order.index(("0320", "000001")) > max(i for i, (t, _) in enumerate(order) if t == "0220")  # details after the upload
+
+
+def test_no_batch_settles_early_while_an_advice_of_it_or_before_it_is_unanswered(
+    core: EdcCore, switch: FakeSwitch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(protocol, "BATCH_COUNT_MAX", 3)
+    stans = sell_offline(core, *[1_000 * n for n in range(1, 8)])
+    switch.advice_rcs = {stans[1]: "91"}  # batch 1's second sale: the bank cannot be asked
+    result = settle(core, switch, window=2)
+    assert result.rc == "91" and result.batches_settled == () and result.advices_left == 1
+    assert [m for m in switch.received if m["t"] == "0500"] == []
+    assert [b.number for b in core.batches.unsettled()] == [1, 2, 3]
 
 
 def test_advices_the_bank_refused_are_exceptions_reported_and_not_counted(core: EdcCore, switch: FakeSwitch) -> None:
